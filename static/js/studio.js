@@ -1,0 +1,87 @@
+/* Image Studio: behaviour shared by the pages with job cards and images.
+   Plain JavaScript, no dependencies besides htmx. Everything works without it, less smoothly. */
+(function () {
+  "use strict";
+
+  /* --- elapsed timers on active job cards (the sync gateway gives no progress) --- */
+  function formatDuration(seconds) {
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    var rest = seconds % 60;
+    if (minutes < 60) return rest ? minutes + " min " + rest + " s" : minutes + " min";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function startTimers(root) {
+    (root || document).querySelectorAll("[data-elapsed]").forEach(function (el) {
+      if (el.dataset.timerStarted) return;
+      el.dataset.timerStarted = "1";
+      el.dataset.start = String(Date.now() - Number(el.dataset.elapsed) * 1000);
+    });
+  }
+
+  setInterval(function () {
+    document.querySelectorAll("[data-elapsed][data-start]").forEach(function (el) {
+      var seconds = Math.max(0, Math.round((Date.now() - Number(el.dataset.start)) / 1000));
+      el.textContent = formatDuration(seconds);
+    });
+  }, 1000);
+
+  /* --- lightbox: a <dialog> filled by htmx --- */
+  function lightbox() { return document.getElementById("lightbox"); }
+
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("[data-lightbox]");
+    if (opener && lightbox() && !lightbox().open) {
+      var body = document.getElementById("lightbox-body");
+      if (body) body.innerHTML = '<p class="muted lightbox-loading"><span class="spinner" aria-hidden="true"></span> Loading…</p>';
+      lightbox().showModal();
+    }
+    var closer = event.target.closest("[data-close]");
+    if (closer && lightbox() && lightbox().open) {
+      event.preventDefault();
+      lightbox().close();
+    }
+    // A click on the backdrop (the dialog itself, outside its content) closes it.
+    if (event.target === lightbox()) lightbox().close();
+
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      var input = document.querySelector(copy.dataset.copy);
+      if (input) {
+        input.select();
+        var done = function () { copy.textContent = "Copied"; setTimeout(function () { copy.textContent = "Copy"; }, 1500); };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
+        } else {
+          document.execCommand("copy");
+          done();
+        }
+      }
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var box = lightbox();
+    if (!box || !box.open) return;
+    if (event.target.closest("input, textarea, select")) return;
+    var which = event.key === "ArrowLeft" ? "prev" : event.key === "ArrowRight" ? "next" : null;
+    if (!which) return;
+    var link = box.querySelector('[data-nav="' + which + '"]');
+    if (link) {
+      event.preventDefault();
+      link.click();
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    startTimers(event.target);
+    var box = lightbox();
+    if (box && event.target.id === "lightbox-body" && !box.open) box.showModal();
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) { startTimers(event.target); });
+
+  // A thumbnail inside a card that is being replaced must not keep a stale dialog open.
+  document.addEventListener("DOMContentLoaded", function () { startTimers(document); });
+  if (document.readyState !== "loading") startTimers(document);
+})();

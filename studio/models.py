@@ -1,0 +1,287 @@
+"""Image Studio's tables.
+
+Rules that live elsewhere on purpose: Job.status changes only through jobs.transition();
+LedgerEntry rows are only written by ledger.py and never updated or deleted.
+"""
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+
+
+def upload_path(instance, filename):
+    return f"uploads/{instance.owner_id}/{uuid.uuid4().hex}/{filename}"
+
+
+def original_path(instance, filename):
+    return f"images/{instance.job.owner_id}/{instance.job_id}/{filename}"
+
+
+def thumbnail_path(instance, filename):
+    return f"thumbs/{instance.job.owner_id}/{instance.job_id}/{filename}"
+
+
+class Upload(models.Model):
+    """An input image a user uploaded, kept so a job can be retried or remixed."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="uploads")
+    file = models.FileField(upload_to=upload_path, max_length=300)
+    original_name = models.CharField(max_length=255)
+    mime = models.CharField(max_length=50)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    has_alpha = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.original_name} ({self.width}×{self.height})"
+
+
+class Job(models.Model):
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    RUNNING = "running"
+    DOWNLOADING = "downloading"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STATUS_CHOICES = [
+        (QUEUED, "Queued"),
+        (SUBMITTING, "Submitting"),
+        (RUNNING, "Running"),
+        (DOWNLOADING, "Downloading"),
+        (SUCCEEDED, "Succeeded"),
+        (PARTIAL, "Partly succeeded"),
+        (FAILED, "Failed"),
+        (CANCELLED, "Cancelled"),
+    ]
+    ACTIVE_STATUSES = (QUEUED, SUBMITTING, RUNNING, DOWNLOADING)
+    FINAL_STATUSES = (SUCCEEDED, PARTIAL, FAILED, CANCELLED)
+
+    MODE_CHOICES = [
+        ("text-to-image", "Text to image"),
+        ("edit", "Edit one image"),
+        ("reference", "Combine references"),
+        ("region-edit", "Region edit"),
+        ("storyboard", "Storyboard"),
+    ]
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="jobs")
+    gateway = models.CharField(max_length=20)
+    model = models.CharField(max_length=60)
+    mode = models.CharField(max_length=20, choices=MODE_CHOICES)
+    prompt = models.TextField(blank=True)
+    # The normalized request (gateways.request.ImageRequest.to_dict()), without image bytes.
+    request = models.JSONField()
+    uploads = models.ManyToManyField(Upload, through="JobInput", related_name="jobs")
+    n_requested = models.PositiveSmallIntegerField(default=1)
+
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=QUEUED, db_index=True)
+    remote_task_id = models.CharField(max_length=200, blank=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    estimated_seconds = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error_class = models.CharField(max_length=20, blank=True)
+    error_message = models.TextField(blank=True)
+    # Set when a person has to look: the gateway may have run (and billed) work we never saw.
+    needs_review = models.BooleanField(default=False, db_index=True)
+    review_reason = models.CharField(max_length=200, blank=True)
+
+    # What the gateway returned, kept so a download interrupted by a crash can be resumed:
+    # [{"index", "url" or "incoming" (a stored b64 result), "revised_prompt"}]
+    results = models.JSONField(default=list, blank=True)
+    # host:pid of the worker that last took the job, so recovery can tell a dead one.
+    claimed_by = models.CharField(max_length=100, blank=True)
+
+    unit_price = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    hold_amount = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    usage = models.JSONField(null=True, blank=True)
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    submitted = models.DateTimeField(null=True, blank=True)
+    first_result = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    next_poll = models.DateTimeField(null=True, blank=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+    hidden = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["owner", "-id"]), models.Index(fields=["status", "next_poll"])]
+
+    def __str__(self):
+        return f"Job {self.pk} ({self.status})"
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE_STATUSES
+
+
+class JobInput(models.Model):
+    """An upload used by a job, in the order the gateway receives it ("image 1", "image 2")."""
+
+    job = models.ForeignKey(Job, models.CASCADE, related_name="inputs")
+    upload = models.ForeignKey(Upload, models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+    # Boxes drawn on this image, in its own pixels: [[x1, y1, x2, y2], ...]
+    boxes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="job_input_position")]
+
+    def __str__(self):
+        return f"image {self.position + 1} of job {self.job_id}"
+
+
+class JobEvent(models.Model):
+    """One status move of a job, kept for the admin's history."""
+
+    job = models.ForeignKey(Job, models.CASCADE, related_name="events")
+    old_status = models.CharField(max_length=20, blank=True)
+    new_status = models.CharField(max_length=20)
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.old_status or 'new'} → {self.new_status}"
+
+
+class Image(models.Model):
+    job = models.ForeignKey(Job, models.PROTECT, related_name="images")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="images")
+    index = models.PositiveSmallIntegerField()
+    file = models.FileField(upload_to=original_path, max_length=300)
+    thumbnail = models.FileField(upload_to=thumbnail_path, max_length=300, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    mime = models.CharField(max_length=50)
+    revised_prompt = models.TextField(blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    favourite = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["owner", "-id"])]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="image_job_index")]
+
+    def __str__(self):
+        return f"Image {self.index + 1} of job {self.job_id}"
+
+
+def new_share_token():
+    return secrets.token_urlsafe(24)
+
+
+class Share(models.Model):
+    """A public link to a job's images (or one image)."""
+
+    token = models.CharField(max_length=64, unique=True, default=new_share_token)
+    job = models.ForeignKey(Job, models.CASCADE, related_name="shares")
+    image = models.ForeignKey(Image, models.CASCADE, null=True, blank=True, related_name="shares")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+
+    def __str__(self):
+        return f"share of job {self.job_id}"
+
+
+class Budget(models.Model):
+    """A monthly spending limit for one user or one team (a Django group)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, null=True, blank=True, related_name="budget"
+    )
+    team = models.OneToOneField(Group, models.CASCADE, null=True, blank=True, related_name="budget")
+    monthly_limit = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False)
+                ),
+                name="budget_user_xor_team",
+            )
+        ]
+
+    def __str__(self):
+        who = self.user or self.team
+        return f"{who}: ¥{self.monthly_limit} a month"
+
+
+class Price(models.Model):
+    """An admin-set unit price, for gateways that publish none or to follow a price change."""
+
+    gateway = models.CharField(max_length=20)
+    model = models.CharField(max_length=60)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=4)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gateway", "model"], name="price_gateway_model")]
+
+    def __str__(self):
+        return f"{self.gateway} {self.model}: ¥{self.unit_price}"
+
+
+class LedgerEntry(models.Model):
+    """Append-only money record. Corrections are new `adjustment` rows, never edits."""
+
+    HOLD = "hold"
+    CHARGE = "charge"
+    RELEASE = "release"
+    ADJUSTMENT = "adjustment"
+    KIND_CHOICES = [(HOLD, "Hold"), (CHARGE, "Charge"), (RELEASE, "Release"), (ADJUSTMENT, "Adjustment")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="ledger_entries")
+    job = models.ForeignKey(Job, models.PROTECT, null=True, blank=True, related_name="ledger_entries")
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    amount = models.DecimalField(max_digits=12, decimal_places=4)
+    images = models.PositiveSmallIntegerField(default=0)
+    note = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # One hold, one charge and one release per job: a second settlement cannot be written.
+            models.UniqueConstraint(
+                fields=["job", "kind"],
+                condition=Q(kind__in=["hold", "charge", "release"]),
+                name="ledger_one_settlement_per_job",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind} ¥{self.amount} (job {self.job_id})"
+
+
+class Lease(models.Model):
+    """A named lease held by one worker at a time (the poll loop), taken by compare-and-set."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=100, blank=True)
+    expires = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} held by {self.holder or 'nobody'}"

@@ -1,0 +1,255 @@
+"""Image Studio settings.
+
+Everything comes from the environment; the defaults make a fresh clone run with no set-up:
+SQLite under var/, django-q2's ORM broker, media on local disk. See README.md for the list.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("STUDIO_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_str(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no, on/off), not {value!r}")
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def env_list(name, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def read_or_create_secret_key(path):
+    # Generated once and kept in a git-ignored file so sessions survive restarts
+    # without anyone having to invent a key for a local install.
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def database_from_url(url):
+    # Messages name the scheme only: the URL itself may carry a password.
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:  # dj-database-url raises several types for bad URLs
+        problem = "it has no scheme"
+        if "://" in url:
+            problem = f"{url.split('://', 1)[0]!r} is not a supported scheme"
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a valid database URL: {problem} (use postgres://user@host:port/dbname "
+            f"or sqlite:////absolute/path.sqlite3; {type(exc).__name__})"
+        ) from None
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured("DATABASE_URL names no known database engine")
+    if not config.get("NAME"):
+        raise ImproperlyConfigured("DATABASE_URL names no database (expected …/dbname at the end)")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config.update(sqlite_options())
+    return config
+
+
+def sqlite_options():
+    # IMMEDIATE transactions take the write lock up front, so the web process and the
+    # worker queue behind each other (busy timeout) instead of failing half-way with
+    # "database is locked"; WAL lets readers carry on while one of them writes.
+    return {
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": False,
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        },
+    }
+
+
+SECRET_KEY = env_str("SECRET_KEY") or read_or_create_secret_key(VAR_DIR / "secret_key")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "django_q",
+    "studio",
+    "studio.simulator",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "studio.access.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "studio.urls"
+WSGI_APPLICATION = "studio.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "studio.context_processors.header",
+            ],
+            # {% partialdef %} everywhere without a {% load %} in each template.
+            "builtins": ["template_partials.templatetags.partials"],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_from_url(env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'studio.sqlite3'}"),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "create"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+if DEBUG or env_bool("STUDIO_TESTING", False):
+    # No collectstatic needed for runserver and tests; whitenoise serves from the finders.
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    WHITENOISE_USE_FINDERS = True
+    WHITENOISE_AUTOREFRESH = True
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Background work (django-q2) --------------------------------------------------------
+# The project's own retry logic decides what is retried: django-q2 must never re-run paid
+# work by itself, so failures are acknowledged and a task gets one attempt. The timeout
+# covers the slowest task (a blocking anyfast call); retry is above it, as django-q2 needs.
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": env_str("STUDIO_Q_NAME", "studio"),
+    "workers": env_int("STUDIO_Q_WORKERS", 4),
+    "recycle": 200,
+    "timeout": 330,
+    "retry": 400,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 500,
+    "poll": 0.5,
+    "label": "Background tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Gateways ---------------------------------------------------------------------------
+STUDIO_GATEWAY_DEFAULT_URLS = {
+    "anyfast": "https://www.anyfast.ai",
+    "apimart": "https://api.apimart.ai",
+    "gccai": "https://gccai.heqingsong.uk",
+    "foxapi": "https://api.foxapi.cc",
+}
+STUDIO_GATEWAYS = {
+    key: {
+        "api_key": env_str(f"STUDIO_{key.upper()}_API_KEY"),
+        "base_url": (env_str(f"STUDIO_{key.upper()}_BASE_URL") or default_url).rstrip("/"),
+    }
+    for key, default_url in STUDIO_GATEWAY_DEFAULT_URLS.items()
+}
+# With no key, a gateway talks to the built-in simulator when this is on (make run turns it on).
+STUDIO_SIMULATOR = env_bool("STUDIO_SIMULATOR", False)
+# Where the simulator is reached (it is mounted at /sim/ on the portal itself).
+STUDIO_SIMULATOR_URL = env_str("STUDIO_SIMULATOR_URL", "http://127.0.0.1:8000").rstrip("/")
+# Seconds a simulated task takes; tests set it low.
+STUDIO_SIMULATOR_LATENCY = float(env_str("STUDIO_SIMULATOR_LATENCY", "6"))
+# The portal's address as seen from the internet: foxapi only accepts image URLs.
+STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", STUDIO_SIMULATOR_URL).rstrip("/")
+# A job still unfinished after this many seconds fails (and its hold is released).
+STUDIO_JOB_DEADLINE = env_int("STUDIO_JOB_DEADLINE", 15 * 60)
+# Monthly budget in CNY for a user without one set in the admin; empty means no limit.
+STUDIO_DEFAULT_MONTHLY_BUDGET = env_str("STUDIO_DEFAULT_MONTHLY_BUDGET", "100.00")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "studio": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
+        "django_q": {"handlers": ["console"], "level": "WARNING"},
+    },
+}

@@ -1,0 +1,46 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from studio.views import accounts, create, files, gallery, health, jobs, public, shares, spend
+
+urlpatterns = [
+    path("", accounts.home, name="home"),
+    path("create/", create.index, name="create"),
+    path("jobs/", jobs.index, name="jobs"),
+    path("gallery/", gallery.index, name="gallery"),
+    # create page fragments
+    path("create/options/", create.options, name="create_options"),
+    path("create/cost/", create.cost, name="create_cost"),
+    path("create/upload/", create.upload, name="create_upload"),
+    path("create/uploads/<int:pk>/chip/", create.upload_chip, name="create_upload_chip"),
+    path("create/recent/", create.recent, name="create_recent"),
+    path("create/palette/", create.palette, name="create_palette"),
+    # jobs
+    path("jobs/poll/", jobs.poll, name="jobs_poll"),
+    path("jobs/<int:pk>/", jobs.card, name="job_card"),
+    path("jobs/<int:pk>/cancel/", jobs.cancel, name="job_cancel"),
+    path("jobs/<int:pk>/retry/", jobs.retry, name="job_retry"),
+    path("jobs/<int:pk>/delete/", jobs.delete, name="job_delete"),
+    path("jobs/<int:pk>/download.zip", jobs.download, name="job_download"),
+    path("jobs/<int:pk>/share/", shares.create, name="job_share"),
+    path("shares/<str:token>/revoke/", shares.revoke, name="share_revoke"),
+    # gallery
+    path("gallery/<int:pk>/", gallery.detail, name="gallery_image"),
+    path("gallery/<int:pk>/favourite/", gallery.favourite, name="gallery_favourite"),
+    path("gallery/<int:pk>/reference/", gallery.reference, name="gallery_reference"),
+    path("gallery/<int:pk>/delete/", gallery.delete, name="gallery_delete"),
+    # private media, owner (and staff) only
+    path("files/images/<int:pk>/", files.image_original, name="image_file"),
+    path("files/images/<int:pk>/thumb/", files.image_thumbnail, name="image_thumbnail"),
+    path("files/uploads/<int:pk>/", files.upload_file, name="upload_file"),
+    # public share links
+    path("s/<str:token>/", shares.page, name="share_page"),
+    path("s/<str:token>/<int:image_id>/<str:kind>/", shares.image, name="share_image"),
+    path("spend/", spend.index, name="spend"),
+    path("spend/badge/", spend.badge, name="spend_badge"),
+    path("public/uploads/<str:token>/", public.upload, name="public_upload"),
+    path("healthz", health.healthz, name="healthz"),
+    path("sim/", include("studio.simulator.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,183 @@
+"""The create page: the form, its htmx fragments (options, cost, uploads, palette) and submit."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget, trigger_client_event
+
+from studio import jobs, ledger, media, uploads
+from studio.access import get_owned_or_404
+from studio.forms import Attached, CreateForm
+from studio.gateways.request import validate
+from studio.models import Image, Job, Upload
+
+TEMPLATE = "create/index.html"
+RECENT_JOBS = 6
+RECENT_PICKS = 24
+
+
+def page_context(request, form):
+    recent = list(Job.objects.filter(owner=request.user, hidden=False)
+                  .prefetch_related("images", "shares").order_by("-id")[:RECENT_JOBS])
+    return {**fragment_context(request, form), "jobs": recent,
+            "active_ids": [job.pk for job in recent if job.is_active]}
+
+
+def fragment_context(request, form, **extra):
+    return {"form": form, "cost": cost_line(request.user, form), **extra}
+
+
+def cost_line(user, form):
+    """What the job would cost and what would be left: for the live line above the button."""
+    price = form.price
+    n = form.n if isinstance(form.n, int) else None
+    left = ledger.remaining(user)
+    line = {"price": price, "n": n, "left": left, "total": None, "over": False}
+    if price is not None and n:
+        line["total"] = price * n
+        line["over"] = left is not None and line["total"] > left
+    return line
+
+
+@login_required
+def index(request: HttpRequest):
+    if request.method == "POST":
+        return submit(request)
+    form = CreateForm(request.user)
+    remix = request.GET.get("remix")
+    if remix and remix.isdigit():
+        form = CreateForm.from_job(request.user, get_owned_or_404(Job.objects, request.user, pk=remix))
+    form.attach_ids(request.GET.getlist("upload"))
+    if remix or request.GET.getlist("upload"):
+        pick_mode_for_images(form)
+        form.check_uploads()
+    return render(request, TEMPLATE, page_context(request, form))
+
+
+def pick_mode_for_images(form):
+    """Arriving with images (use as reference) opens a mode that takes them."""
+    if form.takes_images or not form.attached or not form.offer:
+        return
+    wanted = "edit" if len(form.attached) == 1 else "reference"
+    for mode in (wanted, "reference", "edit", "region-edit"):
+        if form.offer.limits(mode):
+            form.mode = mode
+            return
+
+
+def submit(request):
+    form = CreateForm.from_post(request.user, request.POST)
+    problems = take_files(request, form)
+    if form.check_uploads():
+        problems.append("Remove or replace the images marked below.")
+    try:
+        if problems:
+            # Still check the rest, so every problem shows at once.
+            errors = validate(form.to_request(), [media.input_meta(u) for u in form.uploads])
+            errors.setdefault("images", [])[:0] = problems
+            raise jobs.JobRejected(errors)
+        job = jobs.create_job(request.user, form.to_request(), form.uploads, [a.boxes for a in form.attached])
+    except jobs.JobRejected as rejected:
+        form.errors = rejected.errors
+        if request.htmx:
+            response = render(request, TEMPLATE + "#create-form", fragment_context(request, form))
+            return reswap(retarget(response, "#create-form"), "outerHTML")
+        return render(request, TEMPLATE, page_context(request, form))
+    if not request.htmx:
+        return redirect("jobs")
+    response = render(request, "jobs/index.html#new-job", {"job": job})
+    trigger_client_event(response, "spend-changed")
+    return trigger_client_event(response, "job-created", {"id": job.pk})
+
+
+def take_files(request, form):
+    """Files sent with the form itself (no JavaScript): stored, then checked like the rest."""
+    problems = []
+    for file in request.FILES.getlist("files"):
+        data = file.read()
+        facts, errors, notes = uploads.check_file(data, file.name, form.offer)
+        if errors:
+            problems.append(f"{file.name}: {' '.join(errors)}")
+            continue
+        form.attached.append(Attached(uploads.store(request.user, data, file.name, facts), warnings=notes))
+    return problems
+
+
+@require_POST
+@login_required
+def options(request: HttpRequest):
+    """The options panel for the chosen gateway, model and mode, keeping what was typed."""
+    form = CreateForm.from_post(request.user, request.POST)
+    form.check_uploads()
+    return render(request, TEMPLATE + "#options-response", fragment_context(request, form))
+
+
+@require_POST
+@login_required
+def cost(request: HttpRequest):
+    form = CreateForm.from_post(request.user, request.POST)
+    return render(request, TEMPLATE + "#cost", fragment_context(request, form, oob_size=True))
+
+
+@require_POST
+@login_required
+def upload(request: HttpRequest):
+    """One file from the drop zone, the picker or the clipboard: stored at once, answered with
+    its chip (or the reasons it can't be used)."""
+    form = CreateForm.from_post(request.user, request.POST)
+    file = request.FILES.get("file")
+    if file is None:
+        return render(request, TEMPLATE + "#upload-problem",
+                      {"name": "", "errors": ["Choose an image file to upload."]}, status=400)
+    data = file.read()
+    facts, errors, notes = uploads.check_file(data, file.name, form.offer)
+    if errors:
+        return render(request, TEMPLATE + "#upload-problem", {"name": file.name, "errors": errors})
+    item = Attached(uploads.store(request.user, data, file.name, facts), warnings=notes)
+    return render(request, TEMPLATE + "#chip", {"item": item, "form": form})
+
+
+@require_GET
+@login_required
+def upload_chip(request: HttpRequest, pk: int):
+    """An earlier upload (or one just copied from the gallery) as a chip on the form."""
+    found = get_owned_or_404(Upload.objects, request.user, pk=pk)
+    form = CreateForm.from_post(request.user, request.GET)
+    errors, notes = uploads.check_upload(found, form.offer)
+    item = Attached(found, errors=errors, warnings=notes)
+    if not request.htmx:
+        return redirect(f"{reverse('create')}?upload={found.pk}")
+    return render(request, TEMPLATE + "#chip", {"item": item, "form": form})
+
+
+@require_GET
+@login_required
+def recent(request: HttpRequest):
+    """Earlier uploads and gallery images to reuse as references."""
+    context = {
+        "recent_uploads": Upload.objects.filter(owner=request.user).order_by("-id")[:RECENT_PICKS],
+        "recent_images": Image.objects.filter(owner=request.user).order_by("-id")[:RECENT_PICKS],
+    }
+    return render(request, TEMPLATE + "#recent", context)
+
+
+@require_POST
+@login_required
+def palette(request: HttpRequest):
+    """A palette taken from an image (a new file or an attached upload), as the editor."""
+    form = CreateForm.from_post(request.user, request.POST)
+    error = ""
+    file = request.FILES.get("palette_image")
+    try:
+        if file is not None:
+            data = file.read()
+        else:
+            found = get_owned_or_404(Upload.objects, request.user, pk=request.POST.get("from_upload") or 0)
+            with found.file.open("rb") as handle:
+                data = handle.read()
+        form.palette = uploads.palette_from(data)
+    except ValueError as exc:
+        error = str(exc)
+    return render(request, TEMPLATE + "#palette", {"form": form, "palette_error": error})

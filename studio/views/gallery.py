@@ -1,0 +1,110 @@
+"""The gallery: every image of the user, the lightbox, and an image's actions."""
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from studio import media, uploads
+from studio.access import get_owned_or_404
+from studio.forms import Attached, CreateForm
+from studio.models import Image
+
+TEMPLATE = "gallery/index.html"
+PAGE_SIZE = 60
+
+
+def owned_images(user, favourites=False):
+    images = Image.objects.filter(owner=user)
+    return images.filter(favourite=True) if favourites else images
+
+
+def keyset_page(queryset, before):
+    """A page newest first by id (the (owner, -id) index), whatever the gallery's size: no
+    OFFSET and no COUNT, one query."""
+    if before and str(before).isdigit():
+        queryset = queryset.filter(pk__lt=int(before))
+    rows = list(queryset.select_related("job").order_by("-id")[:PAGE_SIZE + 1])
+    return rows[:PAGE_SIZE], (rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None)
+
+
+@require_GET
+@login_required
+def index(request: HttpRequest):
+    favourites = request.GET.get("favourites") == "1"
+    before = request.GET.get("before")
+    images, next_before = keyset_page(owned_images(request.user, favourites), before)
+    context = {"images": images, "next_before": next_before, "favourites": favourites, "before": before}
+    if request.htmx and not request.htmx.boosted:
+        return render(request, TEMPLATE + "#tiles", context)
+    return render(request, TEMPLATE, context)
+
+
+def neighbours(user, image, favourites):
+    """The images before and after this one in gallery order (newest first)."""
+    images = owned_images(image.owner if user.is_staff else user, favourites)
+    newer = images.filter(pk__gt=image.pk).order_by("id").values_list("pk", flat=True).first()
+    older = images.filter(pk__lt=image.pk).order_by("-id").values_list("pk", flat=True).first()
+    return newer, older
+
+
+@require_GET
+@login_required
+def detail(request: HttpRequest, pk: int):
+    """The lightbox: the image, its metadata and its actions (a page of its own without JS)."""
+    image = get_owned_or_404(Image.objects.select_related("job"), request.user, pk=pk)
+    favourites = request.GET.get("favourites") == "1"
+    newer, older = neighbours(request.user, image, favourites)
+    job = image.job
+    context = {
+        "image": image, "job": job, "newer": newer, "older": older, "favourites": favourites,
+        "inputs": list(job.inputs.select_related("upload")),
+        "taken": (job.finished - (job.submitted or job.created)).total_seconds() if job.finished else None,
+    }
+    if request.htmx:
+        return render(request, TEMPLATE + "#lightbox", context)
+    return render(request, "gallery/image.html", context)
+
+
+@require_POST
+@login_required
+def favourite(request: HttpRequest, pk: int):
+    image = get_owned_or_404(Image.objects, request.user, pk=pk)
+    image.favourite = not image.favourite
+    image.save(update_fields=["favourite"])
+    if request.htmx:
+        return render(request, TEMPLATE + "#favourite", {"image": image})
+    return redirect("gallery_image", pk=image.pk)
+
+
+@require_POST
+@login_required
+def reference(request: HttpRequest, pk: int):
+    """Use as reference: a copy of the image becomes a new upload of the user, on the create form."""
+    image = get_owned_or_404(Image.objects, request.user, pk=pk)
+    upload = uploads.copy_image(image, request.user)
+    if request.htmx and request.htmx.target == "chips":
+        form = CreateForm.from_post(request.user, request.POST)
+        errors, notes = uploads.check_upload(upload, form.offer)
+        return render(request, "create/index.html#chip",
+                      {"item": Attached(upload, errors=errors, warnings=notes), "form": form})
+    url = f"{reverse('create')}?upload={upload.pk}"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def delete(request: HttpRequest, pk: int):
+    """GET asks for confirmation (without JS); POST deletes the files and the row."""
+    image = get_owned_or_404(Image.objects.select_related("job"), request.user, pk=pk)
+    if request.method == "GET":
+        return render(request, "gallery/delete.html", {"image": image})
+    with transaction.atomic():
+        image.delete()
+        transaction.on_commit(lambda: media.delete_image_files(image))
+    if request.htmx:
+        return render(request, TEMPLATE + "#deleted", {"image_id": pk})
+    return redirect("gallery")

@@ -1,0 +1,213 @@
+"""Job history, job cards, the one poller for active cards, and a card's actions."""
+
+import zipfile
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+
+from studio import jobs, media
+from studio.access import get_owned_or_404
+from studio.gateways import catalog
+from studio.models import Image, Job
+
+TEMPLATE = "jobs/index.html"
+PAGE_SIZE = 20
+FILTERS = ("status", "model", "gateway", "mode", "q", "since", "until")
+
+
+def visible_jobs(user):
+    return Job.objects.filter(owner=user, hidden=False).prefetch_related("images", "shares")
+
+
+def filtered(user, params):
+    found = visible_jobs(user)
+    if params.get("status") == "active":
+        found = found.filter(status__in=Job.ACTIVE_STATUSES)
+    elif params.get("status"):
+        found = found.filter(status=params["status"])
+    for name in ("model", "gateway", "mode"):
+        if params.get(name):
+            found = found.filter(**{name: params[name]})
+    if params.get("q"):
+        found = found.filter(prompt__icontains=params["q"].strip())
+    since, until = parse_date(params.get("since") or ""), parse_date(params.get("until") or "")
+    if since:
+        found = found.filter(created__date__gte=since)
+    if until:
+        found = found.filter(created__date__lte=until)
+    return found
+
+
+def keyset_page(queryset, before):
+    """One page newest first, and the id to continue from (None at the end)."""
+    if before and str(before).isdigit():
+        queryset = queryset.filter(pk__lt=int(before))
+    rows = list(queryset.order_by("-id")[:PAGE_SIZE + 1])
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return rows, (rows[-1].pk if more else None)
+
+
+def filter_choices():
+    models = sorted({(found.model, found.display_name) for found in catalog.OFFERS})
+    return {
+        "statuses": [("active", "Active")] + Job.STATUS_CHOICES,
+        "models": models,
+        "gateways": [(key, g.display_name) for key, g in catalog.GATEWAYS.items()],
+        "modes": Job.MODE_CHOICES,
+    }
+
+
+@require_GET
+@login_required
+def index(request: HttpRequest):
+    params = {name: request.GET.get(name, "") for name in FILTERS}
+    rows, next_before = keyset_page(filtered(request.user, params), request.GET.get("before"))
+    query = {k: v for k, v in params.items() if v}
+    context = {
+        "jobs": rows, "next_before": next_before, "before": request.GET.get("before"), "filters": params,
+        "query": query, "filtering": bool(query), "active_ids": [job.pk for job in rows if job.is_active],
+        **filter_choices(),
+    }
+    if request.htmx and not request.htmx.boosted:
+        return render(request, TEMPLATE + "#job-page", context)
+    return render(request, TEMPLATE, context)
+
+
+@require_GET
+@login_required
+def card(request: HttpRequest, pk: int):
+    job = get_owned_or_404(visible_jobs(request.user), request.user, pk=pk)
+    if request.htmx:
+        return render(request, TEMPLATE + "#job-card", {"job": job})
+    return render(request, "jobs/detail.html", {"job": job})
+
+
+@require_GET
+@login_required
+def poll(request: HttpRequest):
+    """One request for every active card on the page: each comes back as an out-of-band swap,
+    and the poller comes back only while one of them is still active."""
+    ids = [int(i) for i in request.GET.getlist("id") if i.isdigit()][:100]
+    found = list(Job.objects.filter(owner=request.user, pk__in=ids).prefetch_related("images", "shares").order_by("-id"))
+    still_active = [job.pk for job in found if job.is_active]
+    response = render(request, TEMPLATE + "#poll", {"jobs": found, "active_ids": still_active})
+    if len(still_active) < len(found):
+        trigger_client_event(response, "spend-changed")
+    return response
+
+
+def card_response(request, job, status=200):
+    if not request.htmx:
+        return redirect(reverse("jobs") + f"#job-{job.pk}")
+    job = visible_jobs(request.user).get(pk=job.pk)
+    response = render(request, TEMPLATE + "#job-card", {"job": job, "oob_poller": job.is_active}, status=status)
+    return response
+
+
+@require_POST
+@login_required
+def cancel(request: HttpRequest, pk: int):
+    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    jobs.cancel(job)
+    response = card_response(request, job)
+    return trigger_client_event(response, "spend-changed")
+
+
+@require_POST
+@login_required
+def retry(request: HttpRequest, pk: int):
+    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    try:
+        new_job = jobs.retry(job)
+    except jobs.JobRejected as rejected:
+        job.retry_errors = [m for messages in rejected.errors.values() for m in messages]
+        return render(request, TEMPLATE + "#job-card", {"job": job}) if request.htmx else render(
+            request, "jobs/detail.html", {"job": job})
+    if not request.htmx:
+        return redirect(reverse("jobs") + f"#job-{new_job.pk}")
+    response = render(request, TEMPLATE + "#new-job", {"job": new_job})
+    return trigger_client_event(response, "spend-changed")
+
+
+@require_POST
+@login_required
+def delete(request: HttpRequest, pk: int):
+    """Hide the job from history; with `files`, also delete its images (never the ledger)."""
+    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    if job.is_active:
+        job.card_error = "Cancel the job before deleting it."
+        return card_response(request, job)
+    hide_job(job, delete_files=bool(request.POST.get("files")))
+    if not request.htmx:
+        return redirect("jobs")
+    return HttpResponse("")
+
+
+def hide_job(job, delete_files):
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(hidden=True)
+        if delete_files:
+            images = list(Image.objects.filter(job=job))
+            Image.objects.filter(pk__in=[i.pk for i in images]).delete()
+            transaction.on_commit(lambda: [media.delete_image_files(i) for i in images])
+
+
+# --- download all as a zip ------------------------------------------------------------------
+
+
+class ChunkWriter:
+    """A write-only file for zipfile that hands each written chunk to the response."""
+
+    def __init__(self):
+        self.chunks = []
+        self.offset = 0
+
+    def write(self, data):
+        self.chunks.append(bytes(data))
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self):
+        return self.offset
+
+    def flush(self):
+        pass
+
+    def take(self):
+        chunks, self.chunks = self.chunks, []
+        return b"".join(chunks)
+
+
+def zip_stream(images):
+    sink = ChunkWriter()
+    # No seeking: entries carry data descriptors, so the archive streams as it is written.
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+        for image in images:
+            name = image.file.name.rsplit("/", 1)[-1]
+            info = zipfile.ZipInfo(name, date_time=image.created.timetuple()[:6])
+            with archive.open(info, "w", force_zip64=True) as entry, image.file.open("rb") as handle:
+                while chunk := handle.read(256 * 1024):
+                    entry.write(chunk)
+                    yield sink.take()
+            yield sink.take()
+    yield sink.take()
+
+
+@require_GET
+@login_required
+def download(request: HttpRequest, pk: int):
+    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    images = list(job.images.order_by("index"))
+    response = StreamingHttpResponse(zip_stream(images), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="image-studio-job-{job.pk}.zip"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+

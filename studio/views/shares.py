@@ -1,0 +1,82 @@
+"""Public share links: creating and revoking them on a job card, and the public page /s/<token>/."""
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from studio.access import get_owned_or_404
+from studio.models import Image, Job, Share
+
+PANEL = "jobs/index.html#share-panel"
+
+
+def live_share(token):
+    """The share for a token if it still works; 404 when revoked, expired or unknown."""
+    now = timezone.now()
+    return get_object_or_404(
+        Share.objects.select_related("job").filter(Q(expires__isnull=True) | Q(expires__gt=now), revoked=False),
+        token=token,
+    )
+
+
+def shared_images(share):
+    images = Image.objects.filter(job=share.job).order_by("index")
+    return images.filter(pk=share.image_id) if share.image_id else images
+
+
+@require_POST
+@login_required
+def create(request: HttpRequest, pk: int):
+    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    share = Share.objects.filter(job=job, image=None, revoked=False).first()
+    if share is None:
+        share = Share.objects.create(job=job, created_by=request.user)
+    if not request.htmx:
+        return redirect(reverse("jobs") + f"#job-{job.pk}")
+    return render(request, PANEL, {"job": job, "share": share})
+
+
+@require_POST
+@login_required
+def revoke(request: HttpRequest, token: str):
+    share = get_object_or_404(Share.objects.select_related("job"), token=token)
+    job = get_owned_or_404(Job.objects, request.user, pk=share.job_id)
+    Share.objects.filter(pk=share.pk).update(revoked=True)
+    if not request.htmx:
+        return redirect(reverse("jobs") + f"#job-{job.pk}")
+    return render(request, PANEL, {"job": job, "share": None})
+
+
+@require_GET
+def page(request: HttpRequest, token: str):
+    """What anyone with the link sees: the images, nothing about the person who made them."""
+    share = live_share(token)
+    response = render(request, "shares/page.html", {"share": share, "images": shared_images(share)})
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_GET
+def image(request: HttpRequest, token: str, image_id: int, kind: str):
+    share = live_share(token)
+    found = shared_images(share).filter(pk=image_id).first()
+    if found is None:
+        raise Http404("No such image in this share.")
+    thumb = kind == "thumb" and bool(found.thumbnail)
+    field, mime = (found.thumbnail, "image/webp") if thumb else (found.file, found.mime)
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError:
+        raise Http404("This file is missing.") from None
+    response = FileResponse(handle, content_type=mime, as_attachment=request.GET.get("download") == "1",
+                            filename=field.name.rsplit("/", 1)[-1])
+    # Short and public-cache-free: a revoked link must stop working soon.
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["X-Robots-Tag"] = "noindex"
+    return response

@@ -1,0 +1,131 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def owner(db):
+    return User.objects.create_user("alice", "alice@example.invalid", "alice-password")
+
+
+@pytest.fixture
+def teammate(db, owner):
+    team = Group.objects.create(name="Design")
+    mate = User.objects.create_user("bob", "bob@example.invalid", "bob-password")
+    team.user_set.add(owner, mate)
+    return mate
+
+
+@pytest.fixture
+def outsider(db):
+    return User.objects.create_user("mallory", "mallory@example.invalid", "mallory-password")
+
+
+@pytest.fixture
+def staff(db):
+    return User.objects.create_user("root", "root@example.invalid", "root-password", is_staff=True)
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def simulator(live_server, settings):
+    """The built-in gateway simulator, served over real HTTP on loopback, with every gateway
+    pointed at it (no API keys set)."""
+    settings.STUDIO_SIMULATOR = True
+    settings.STUDIO_SIMULATOR_URL = live_server.url
+    settings.STUDIO_PUBLIC_URL = live_server.url
+    settings.STUDIO_GATEWAYS = {
+        key: {"api_key": "", "base_url": value["base_url"]} for key, value in settings.STUDIO_GATEWAYS.items()
+    }
+    return live_server
+
+
+def current_database_name():
+    return connection.settings_dict["NAME"]
+
+
+class QCluster:
+    """A real `manage.py qcluster` process on the test database."""
+
+    def __init__(self, extra_env=None):
+        self.extra_env = extra_env or {}
+        self.process = None
+
+    def start(self):
+        env = dict(os.environ)
+        env["STUDIO_USE_TEST_DB"] = str(current_database_name())
+        env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+        env.update(self.extra_env)
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self):
+        """SIGKILL the whole process group: no clean shutdown, as in a crash."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def qcluster(transactional_db):
+    clusters = []
+
+    def start(**extra_env):
+        cluster = QCluster(extra_env).start()
+        clusters.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leave no queue of this run behind in a shared Redis."""
+    from django.conf import settings
+
+    if getattr(settings, "REDIS_URL", ""):
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(f"django_q:{settings.Q_CLUSTER['name']}:*"):
+            client.delete(key)

@@ -1,0 +1,383 @@
+"""The job pipeline against the simulator over real HTTP: success, faults, cancel, deadline,
+recovery. Tasks are called directly here (the worker tests run a real qcluster)."""
+
+import io
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from studio import jobs, ledger
+from studio import simulator as sim
+from studio.gateways.request import ImageRequest
+from studio.models import Job, LedgerEntry, Price, Upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PRICES = {"anyfast": Decimal("0.30"), "foxapi": Decimal("0.40")}
+
+
+@pytest.fixture(autouse=True)
+def fast_pipeline(settings):
+    settings.STUDIO_POLL_MIN_SECONDS = 0.05
+    settings.STUDIO_RETRY_BASE_SECONDS = 0.05
+    settings.STUDIO_RETRY_MAX_SECONDS = 0.1
+    settings.STUDIO_SIMULATOR_LATENCY = 0.3
+    settings.STUDIO_DEFAULT_MONTHLY_BUDGET = "100.00"
+
+
+@pytest.fixture
+def priced(db):
+    for model in ("wan2.7-image-pro", "wan2.7-image", "doubao-seedream-4-5-251128"):
+        Price.objects.create(gateway="anyfast", model=model, unit_price=PRICES["anyfast"])
+    for model in ("wan2.7-image-pro", "wan2.7-image"):
+        Price.objects.create(gateway="foxapi", model=model, unit_price=PRICES["foxapi"])
+
+
+def text_request(gateway="apimart", prompt="a lighthouse at dusk", n=2, model="wan2.7-image", **extra):
+    return ImageRequest(
+        gateway=gateway, model=model, mode="text-to-image", prompt=prompt, n=n, size_tier="1K", **extra
+    )
+
+
+def make_upload(owner, width=640, height=480, colour=(200, 80, 40)):
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (width, height), colour).save(buffer, "PNG")
+    data = buffer.getvalue()
+    upload = Upload(
+        owner=owner,
+        original_name="photo.png",
+        mime="image/png",
+        width=width,
+        height=height,
+        bytes=len(data),
+        sha256="x" * 64,
+    )
+    upload.file.save("photo.png", ContentFile(data), save=False)
+    upload.save()
+    return upload
+
+
+def run_to_end(job, timeout=30):
+    """Drive one job the way the worker does: submit, poll, download."""
+    jobs.submit(job.pk)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in jobs.FINAL:
+            return job
+        if job.status == Job.QUEUED:
+            Job.objects.filter(pk=job.pk).update(next_poll=None)
+            jobs.submit(job.pk)
+        elif job.status == Job.RUNNING:
+            Job.objects.filter(pk=job.pk).update(next_poll=timezone.now())
+            jobs.poll_once()
+        elif job.status == Job.DOWNLOADING:
+            jobs.download(job.pk)
+        time.sleep(0.05)
+    raise AssertionError(f"job stuck in {job.status}")
+
+
+def money(job):
+    return dict(LedgerEntry.objects.filter(job=job).values_list("kind", "amount"))
+
+
+@pytest.mark.parametrize(
+    "gateway, model, price",
+    [
+        ("anyfast", "wan2.7-image", PRICES["anyfast"]),
+        ("anyfast", "doubao-seedream-4-5-251128", PRICES["anyfast"]),
+        ("apimart", "wan2.7-image-pro", Decimal("0.50")),
+        ("gccai", "wan2.7-image", Decimal("0.20")),
+        ("foxapi", "wan2.7-image", PRICES["foxapi"]),
+    ],
+)
+def test_it_makes_downloads_and_charges(simulator, owner, priced, gateway, model, price):
+    n = 1 if model.startswith("doubao") else 2
+    job = jobs.create_job(owner, text_request(gateway=gateway, model=model, n=n))
+    assert job.status == Job.QUEUED
+    assert money(job) == {"hold": price * n}
+
+    job = run_to_end(job)
+    assert job.status == Job.SUCCEEDED, job.error_message
+    images = list(job.images.order_by("index"))
+    assert [image.index for image in images] == list(range(n))
+    for image in images:
+        assert default_storage.exists(image.file.name)
+        assert default_storage.exists(image.thumbnail.name)
+        assert (
+            image.mime == "image/png" and image.width == 1024 and image.bytes > 0 and len(image.sha256) == 64
+        )
+        with default_storage.open(image.thumbnail.name) as thumb:
+            assert max(PILImage.open(thumb).size) <= 512
+    assert money(job) == {"hold": price * n, "release": price * n, "charge": price * n}
+    assert simulator_counters(gateway) == {"submits": 1, "billed_images": n}
+    assert ledger.month_spend(owner) == price * n
+    assert list(job.events.values_list("new_status", flat=True))[-1] == Job.SUCCEEDED
+
+
+def simulator_counters(gateway):
+    return sim.counters(gateway)
+
+
+def test_b64_results_are_stored_like_urls(simulator, owner, priced):
+    job = run_to_end(jobs.create_job(owner, text_request(gateway="anyfast", response_format="b64_json")))
+    assert job.status == Job.SUCCEEDED
+    assert job.images.count() == 2
+    assert all("incoming" in entry for entry in job.results)
+    assert not default_storage.exists(job.results[0]["incoming"])  # the temporary copy is gone
+
+
+def test_an_edit_sends_the_stored_upload(simulator, owner):
+    upload = make_upload(owner)
+    request = ImageRequest(
+        gateway="apimart", model="wan2.7-image", mode="edit", prompt="make it blue", n=1, size_tier="1K"
+    )
+    job = run_to_end(jobs.create_job(owner, request, [upload]))
+    assert job.status == Job.SUCCEEDED
+    body = sim.last_request("apimart")
+    assert len(body["image_urls"]) == 1 and body["image_urls"][0].startswith("data:image/png;base64,")
+
+
+def test_foxapi_fetches_inputs_from_a_signed_url(simulator, owner, priced):
+    upload = make_upload(owner)
+    request = ImageRequest(
+        gateway="foxapi", model="wan2.7-image", mode="edit", prompt="image 1 as a sketch", n=1
+    )
+    job = run_to_end(jobs.create_job(owner, request, [upload]))
+    assert job.status == Job.SUCCEEDED, job.error_message
+    url = sim.last_request("foxapi")["image_urls"][0]
+    assert url.startswith(simulator.url + "/public/uploads/")
+
+
+@pytest.mark.parametrize("fault", ["rate-limit", "server-error", "bad-gateway-html", "empty-body"])
+def test_transient_submit_errors_retry_then_fail_without_charge(simulator, owner, settings, fault):
+    settings.STUDIO_SUBMIT_ATTEMPTS = 3
+    job = run_to_end(jobs.create_job(owner, text_request(prompt=f"a boat [sim:{fault}]")))
+    assert job.status == Job.FAILED
+    assert job.attempts == 3
+    assert job.error_class == "transient"
+    assert not job.needs_review
+    assert money(job) == {"hold": Decimal("0.40"), "release": Decimal("0.40")}
+    assert simulator_counters("apimart")["submits"] == 0
+    assert ledger.month_spend(owner) == 0
+
+
+def test_moderation_fails_at_once_with_the_gateways_message(simulator, owner):
+    job = run_to_end(jobs.create_job(owner, text_request(prompt="something [sim:moderation]")))
+    assert job.status == Job.FAILED
+    assert job.attempts == 1
+    assert job.error_class == "rejected"
+    assert "inappropriate" in job.error_message
+    assert "charge" not in money(job)
+
+
+@pytest.mark.parametrize("key, words", [("invalid", "API key"), ("broke", "balance")])
+def test_account_errors_fail_at_once_and_name_the_key_or_balance(simulator, owner, settings, key, words):
+    settings.STUDIO_GATEWAYS = {
+        **settings.STUDIO_GATEWAYS,
+        "gccai": {"api_key": key, "base_url": simulator.url + "/sim/gccai"},
+    }
+    job = run_to_end(jobs.create_job(owner, text_request(gateway="gccai")))
+    assert job.status == Job.FAILED
+    assert job.attempts == 1
+    assert job.error_class == "account"
+    assert words in job.error_message
+    assert key not in job.error_message.split()  # the key itself is never shown
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop-after-create"])
+def test_a_submit_that_may_have_reached_the_gateway_is_never_resent(simulator, owner, settings, fault):
+    settings.STUDIO_GATEWAY_READ_TIMEOUT = 1
+    settings.STUDIO_SYNC_READ_TIMEOUT = 1
+    settings.STUDIO_SIMULATOR_TIMEOUT_SLEEP = 3
+    job = run_to_end(jobs.create_job(owner, text_request(prompt=f"a harbour [sim:{fault}]")))
+    assert job.status == Job.FAILED
+    assert job.attempts == 1
+    assert job.needs_review and job.review_reason == jobs.REVIEW_MAY_HAVE_RUN
+    assert job.error_message == jobs.MAY_HAVE_RUN
+    assert "charge" not in money(job)
+    assert simulator_counters("apimart")["submits"] <= 1
+
+
+def test_a_task_that_fails_upstream_fails_the_job(simulator, owner):
+    job = run_to_end(jobs.create_job(owner, text_request(prompt="a tree [sim:task-fails]")))
+    assert job.status == Job.FAILED
+    assert job.error_message
+    assert "charge" not in money(job)
+
+
+@pytest.mark.parametrize(
+    "gateway, model", [("apimart", "wan2.7-image"), ("anyfast", "doubao-seedream-4-5-251128")]
+)
+def test_partial_results_are_charged_per_image_received(simulator, owner, priced, gateway, model):
+    request = ImageRequest(
+        gateway=gateway,
+        model=model,
+        mode="storyboard",
+        prompt="four seasons [sim:partial]",
+        n=4,
+        size_tier="2K",
+    )
+    job = run_to_end(jobs.create_job(owner, request))
+    assert job.status == Job.PARTIAL, job.error_message
+    assert job.images.count() == 3
+    price = ledger.unit_price(gateway, model)
+    assert money(job)["charge"] == price * 3
+    assert simulator_counters(gateway)["billed_images"] == 3
+
+
+def test_a_lost_task_fails_and_refunds(simulator, owner):
+    job = run_to_end(jobs.create_job(owner, text_request(prompt="a fox [sim:lost]")))
+    assert job.status == Job.FAILED
+    assert job.error_class == "lost"
+    assert "charge" not in money(job)
+
+
+def test_rate_limits_while_polling_leave_the_task_running(simulator, owner):
+    job = run_to_end(jobs.create_job(owner, text_request(prompt="a kite [sim:poll-rate-limit]")))
+    assert job.status == Job.SUCCEEDED
+    assert simulator_counters("apimart") == {"submits": 1, "billed_images": 2}
+
+
+def test_cancel_a_queued_job_releases_at_once(simulator, owner):
+    job = jobs.create_job(owner, text_request())
+    assert jobs.cancel(job) is True
+    job.refresh_from_db()
+    assert job.status == Job.CANCELLED and not job.needs_review
+    assert money(job) == {"hold": Decimal("0.40"), "release": Decimal("0.40")}
+    jobs.submit(job.pk)  # a late delivery of the submit task does nothing
+    assert simulator_counters("apimart")["submits"] == 0
+
+
+def test_cancel_a_running_job_flags_it_for_review(simulator, owner):
+    job = jobs.create_job(owner, text_request())
+    jobs.submit(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.RUNNING
+    assert jobs.cancel(job) is True
+    job.refresh_from_db()
+    assert job.status == Job.CANCELLED
+    assert job.needs_review and job.review_reason == jobs.REVIEW_CANCELLED
+    assert "charge" not in money(job)
+    Job.objects.filter(pk=job.pk).update(next_poll=timezone.now())
+    assert jobs.poll_once() == 0  # no longer polled
+
+
+def test_cancel_a_submitting_job(simulator, owner):
+    job = jobs.create_job(owner, text_request())
+    jobs.transition(job, Job.SUBMITTING)
+    assert jobs.cancel(job) is True
+    job.refresh_from_db()
+    assert job.status == Job.CANCELLED and job.needs_review
+
+
+def test_cancel_is_refused_once_images_are_arriving_or_done(simulator, owner):
+    job = jobs.create_job(owner, text_request())
+    jobs.transition(job, Job.SUBMITTING)
+    jobs.transition(job, Job.DOWNLOADING)
+    assert jobs.cancel(job) is False
+    done = run_to_end(jobs.create_job(owner, text_request()))
+    assert jobs.cancel(done) is False
+    assert done.status == Job.SUCCEEDED
+
+
+def test_a_job_past_its_deadline_fails_and_is_not_charged(simulator, owner):
+    job = jobs.create_job(owner, text_request(prompt="a slow one [sim:slow]"))
+    jobs.submit(job.pk)
+    Job.objects.filter(pk=job.pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    jobs.expire_overdue()
+    job.refresh_from_db()
+    assert job.status == Job.FAILED
+    assert "did not finish within" in job.error_message
+    assert "charge" not in money(job)
+
+
+def test_transitions_are_guarded(simulator, owner):
+    job = jobs.create_job(owner, text_request())
+    stale = Job.objects.get(pk=job.pk)
+    assert jobs.transition(job, Job.SUBMITTING) is True
+    assert jobs.transition(stale, Job.SUBMITTING) is False  # lost the race: nothing happens
+    with pytest.raises(ValueError):
+        jobs.transition(job, Job.SUCCEEDED)
+    assert job.events.count() == 2
+
+
+def test_submitting_twice_makes_one_upstream_task(simulator, owner):
+    job = jobs.create_job(owner, text_request())
+    jobs.submit(job.pk)
+    jobs.submit(job.pk)
+    assert simulator_counters("apimart")["submits"] == 1
+
+
+def test_over_budget_is_refused_before_anything_is_queued(simulator, owner, settings):
+    settings.STUDIO_DEFAULT_MONTHLY_BUDGET = "0.50"
+    with pytest.raises(jobs.JobRejected) as caught:
+        jobs.create_job(owner, text_request(n=4))
+    assert "only ¥0.50 is left" in caught.value.errors["n"][0]
+    assert not Job.objects.exists() and not LedgerEntry.objects.exists()
+
+
+def test_invalid_requests_are_refused_with_field_messages(simulator, owner):
+    with pytest.raises(jobs.JobRejected) as caught:
+        jobs.create_job(owner, text_request(n=9, prompt=""))
+    assert set(caught.value.errors) >= {"n", "prompt"}
+    assert not Job.objects.exists()
+
+
+def test_a_gateway_without_a_price_is_refused(simulator, owner):
+    with pytest.raises(jobs.JobRejected) as caught:
+        jobs.create_job(owner, text_request(gateway="anyfast"))
+    assert "No price is set" in caught.value.errors["model"][0]
+
+
+def test_recovery_flags_a_job_whose_worker_died_while_submitting(simulator, owner):
+    job = jobs.create_job(owner, text_request())
+    jobs.transition(job, Job.SUBMITTING, claimed_by="nowhere:1")
+    Job.objects.filter(pk=job.pk).update(updated=timezone.now() - timedelta(hours=1))
+    jobs.recover()
+    job.refresh_from_db()
+    assert job.status == Job.FAILED and job.needs_review
+    assert job.review_reason == jobs.REVIEW_STALE_SUBMIT
+    assert "charge" not in money(job)
+
+
+def test_recovery_resumes_an_interrupted_download(simulator, owner):
+    job = jobs.create_job(owner, text_request(n=2))
+    jobs.submit(job.pk)
+    job.refresh_from_db()
+    while job.status == Job.RUNNING:
+        Job.objects.filter(pk=job.pk).update(next_poll=timezone.now())
+        jobs.poll_once()
+        job.refresh_from_db()
+        time.sleep(0.05)
+    assert job.status == Job.DOWNLOADING
+    # The worker "died" after storing one image.
+    from studio import media
+
+    media.store_result(job, job.results[0], media.result_bytes(job.results[0]))
+    Job.objects.filter(pk=job.pk).update(updated=timezone.now() - timedelta(hours=1))
+    jobs.recover()  # enqueues the download again; run it as the worker would
+    jobs.download(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.SUCCEEDED
+    assert job.images.count() == 2
+    assert money(job)["charge"] == Decimal("0.40")
+    assert simulator_counters("apimart") == {"submits": 1, "billed_images": 2}
+
+
+def test_retry_makes_a_new_job_with_the_same_inputs(simulator, owner):
+    upload = make_upload(owner)
+    request = ImageRequest(
+        gateway="apimart", model="wan2.7-image", mode="edit", prompt="warmer", n=1, size_tier="1K"
+    )
+    first = jobs.create_job(owner, request, [upload])
+    second = jobs.retry(first)
+    assert second.pk != first.pk
+    assert second.request == first.request
+    assert [i.upload_id for i in second.inputs.all()] == [upload.pk]

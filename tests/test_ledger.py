@@ -1,0 +1,164 @@
+import threading
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, connection, transaction
+
+from studio import ledger
+from studio.models import Budget, Job, LedgerEntry, Price
+
+
+def make_job(user, n=2, price="0.50", gateway="apimart", model="wan2.7-image-pro"):
+    return Job.objects.create(
+        owner=user,
+        gateway=gateway,
+        model=model,
+        mode="text-to-image",
+        prompt="a cat",
+        request={"gateway": gateway, "model": model, "mode": "text-to-image", "prompt": "a cat", "n": n},
+        n_requested=n,
+        unit_price=Decimal(price),
+        hold_amount=Decimal(price) * n,
+    )
+
+
+def hold(job):
+    with transaction.atomic():
+        return ledger.hold(job)
+
+
+@pytest.mark.django_db
+def test_hold_reserves_n_times_the_unit_price(owner):
+    job = make_job(owner, n=4)
+    entry = hold(job)
+    assert entry.kind == "hold" and entry.amount == Decimal("2.00") and entry.images == 4
+    assert ledger.month_spend(owner) == Decimal("2.00")
+
+
+@pytest.mark.django_db
+def test_settle_charges_only_images_received(owner):
+    job = make_job(owner, n=4)
+    hold(job)
+    assert ledger.settle(job, 3) is True
+    kinds = dict(LedgerEntry.objects.filter(job=job).values_list("kind", "amount"))
+    assert kinds == {"hold": Decimal("2.0000"), "release": Decimal("2.0000"), "charge": Decimal("1.5000")}
+    assert ledger.month_spend(owner) == Decimal("1.50")
+
+
+@pytest.mark.django_db
+def test_a_second_settlement_does_nothing(owner):
+    job = make_job(owner)
+    hold(job)
+    assert ledger.settle(job, 2) is True
+    assert ledger.settle(job, 2) is False
+    assert ledger.release(job) is False
+    assert LedgerEntry.objects.filter(job=job).count() == 3
+    assert ledger.month_spend(owner) == Decimal("1.00")
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_second_charge(owner):
+    job = make_job(owner)
+    hold(job)
+    ledger.settle(job, 1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerEntry.objects.create(user=owner, job=job, kind="charge", amount=Decimal("0.5"))
+
+
+@pytest.mark.django_db
+def test_release_charges_nothing(owner):
+    job = make_job(owner)
+    hold(job)
+    ledger.release(job)
+    assert ledger.month_spend(owner) == Decimal("0")
+    assert not LedgerEntry.objects.filter(job=job, kind="charge").exists()
+
+
+@pytest.mark.django_db
+def test_adjustments_count_toward_spend(owner):
+    LedgerEntry.objects.create(user=owner, kind="adjustment", amount=Decimal("-0.30"), note="refund")
+    assert ledger.month_spend(owner) == Decimal("-0.30")
+
+
+@pytest.mark.django_db
+def test_hold_over_budget_is_refused_with_a_clear_message(owner):
+    Budget.objects.create(user=owner, monthly_limit=Decimal("1.00"))
+    hold(make_job(owner, n=1))
+    with pytest.raises(ledger.BudgetExceeded) as caught:
+        hold(make_job(owner, n=2))
+    assert caught.value.message == (
+        "This job would cost up to ¥1.00 but only ¥0.50 is left of your monthly budget."
+    )
+    assert ledger.remaining(owner) == Decimal("0.50")
+
+
+@pytest.mark.django_db
+def test_team_budget_is_shared_by_its_members(owner, teammate):
+    team = Group.objects.get(name="Design")
+    Budget.objects.create(team=team, monthly_limit=Decimal("1.50"))
+    hold(make_job(teammate, n=2))
+    with pytest.raises(ledger.BudgetExceeded) as caught:
+        hold(make_job(owner, n=2))
+    assert "your team Design has only ¥0.50 left" in caught.value.message
+
+
+@pytest.mark.django_db
+def test_default_budget_comes_from_settings(owner, settings):
+    settings.STUDIO_DEFAULT_MONTHLY_BUDGET = "5.00"
+    assert ledger.remaining(owner) == Decimal("5.00")
+    settings.STUDIO_DEFAULT_MONTHLY_BUDGET = ""
+    assert ledger.remaining(owner) is None
+
+
+@pytest.mark.django_db
+def test_admin_price_overrides_the_documented_one(owner):
+    assert ledger.unit_price("apimart", "wan2.7-image") == Decimal("0.20")
+    assert ledger.unit_price("anyfast", "wan2.7-image") is None
+    Price.objects.create(gateway="anyfast", model="wan2.7-image", unit_price=Decimal("0.18"))
+    assert ledger.unit_price("anyfast", "wan2.7-image") == Decimal("0.18")
+
+
+@pytest.mark.django_db
+def test_spend_summary(owner):
+    Budget.objects.create(user=owner, monthly_limit=Decimal("10.00"))
+    job = make_job(owner, n=4)
+    hold(job)
+    ledger.settle(job, 4)
+    running = make_job(owner, n=1)
+    hold(running)
+    summary = ledger.spend_summary(owner)
+    assert summary["spent"] == Decimal("2.50")
+    assert summary["open_holds"] == Decimal("0.50")
+    assert summary["images"] == 4
+    assert summary["percent"] == 25
+    assert len(summary["history"]) == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_holds_cannot_overspend(owner):
+    """Several threads, each its own database connection, race to hold ¥1.00 of a ¥2.00 budget."""
+    Budget.objects.create(user=owner, monthly_limit=Decimal("2.00"))
+    jobs = [make_job(owner, n=2) for _ in range(6)]
+    start = threading.Barrier(len(jobs))
+    outcomes = []
+
+    def race(job):
+        try:
+            start.wait()
+            with transaction.atomic():
+                ledger.hold(job)
+            outcomes.append("held")
+        except ledger.BudgetExceeded:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=race, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("held") == 2
+    assert outcomes.count("refused") == 4
+    assert ledger.month_spend(owner) == Decimal("2.00")

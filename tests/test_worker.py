@@ -1,0 +1,24 @@
+"""The worker round-trips a task through the configured broker (ORM or Redis)."""
+
+import uuid
+
+from django.conf import settings
+from django_q.tasks import async_task, fetch
+
+from tests.conftest import wait_for
+
+
+def test_a_smoke_task_round_trips_through_a_real_qcluster(qcluster):
+    qcluster()
+    token = uuid.uuid4().hex
+    task_id = async_task("studio.tasks.smoke", token)
+    task = wait_for(lambda: fetch(task_id), timeout=60, message="the smoke task's result")
+    assert task.success
+    assert task.result == f"pong:{token}"
+
+
+def test_the_broker_matches_the_environment():
+    if settings.REDIS_URL:
+        assert settings.Q_CLUSTER["redis"] == settings.REDIS_URL
+    else:
+        assert settings.Q_CLUSTER["orm"] == "default"

@@ -236,6 +236,8 @@ STUDIO_SIMULATOR = env_bool("STUDIO_SIMULATOR", False)
 STUDIO_SIMULATOR_URL = env_str("STUDIO_SIMULATOR_URL", "http://127.0.0.1:8000").rstrip("/")
 # Seconds a simulated task takes; tests set it low.
 STUDIO_SIMULATOR_LATENCY = float(env_str("STUDIO_SIMULATOR_LATENCY", "6"))
+# How long the simulator's `[sim:timeout]` fault keeps a request waiting.
+STUDIO_SIMULATOR_TIMEOUT_SLEEP = float(env_str("STUDIO_SIMULATOR_TIMEOUT_SLEEP", "30"))
 # The portal's address as seen from the internet: foxapi only accepts image URLs.
 STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", STUDIO_SIMULATOR_URL).rstrip("/")
 # A job still unfinished after this many seconds fails (and its hold is released).

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -40,7 +41,10 @@ urlpatterns = [
     path("spend/badge/", spend.badge, name="spend_badge"),
     path("public/uploads/<str:token>/", public.upload, name="public_upload"),
     path("healthz", health.healthz, name="healthz"),
-    path("sim/", include("studio.simulator.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# The simulator takes any bearer key and renders images on demand: mounted only when it is on.
+if settings.STUDIO_SIMULATOR:
+    urlpatterns.append(path("sim/", include("studio.simulator.urls")))

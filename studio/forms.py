@@ -93,7 +93,10 @@ class CreateForm:
     def __init__(self, user):
         self.user = user
         self.groups = offer_choices()
-        first = self.groups[0][1][0].offer if self.groups else None
+        # Start on the first model with a price: one without cannot be used until an admin sets it.
+        choices = [choice for _, group in self.groups for choice in group]
+        priced = [choice for choice in choices if choice.price is not None]
+        first = (priced or choices)[0].offer if choices else None
         self.gateway = first.gateway if first else ""
         self.model = first.model if first else ""
         self.mode = catalog.TEXT_TO_IMAGE
@@ -135,7 +138,8 @@ class CreateForm:
         for name in TRI_STATE:
             form.options[name] = data.get(name, "") if data.get(name, "") in ("on", "off") else ""
         colours, ratios = data.getlist("palette_hex"), data.getlist("palette_ratio")
-        form.palette = [{"hex": c.upper(), "ratio": ratio_text(r)} for c, r in zip(colours, ratios, strict=False)]
+        form.palette = [{"hex": colour.upper(), "ratio": ratio_text(ratio)}
+                        for colour, ratio in zip(colours, ratios, strict=False)]
         form.attach_ids(data.getlist("upload"), data)
         form.fit_to_offer()
         return form
@@ -166,7 +170,8 @@ class CreateForm:
         found = {u.pk: u for u in Upload.objects.filter(owner=self.user, pk__in=wanted)}
         for pk in wanted:
             if pk in found and all(a.upload.pk != pk for a in self.attached):
-                self.attached.append(Attached(found[pk], parse_boxes(data.get(f"boxes_{pk}") if data else "")))
+                boxes = parse_boxes(data.get(f"boxes_{pk}") if data else "")
+                self.attached.append(Attached(found[pk], boxes))
 
     def fit_to_offer(self):
         """Keep the choice inside what the catalog offers (e.g. a mode the new model lacks)."""
@@ -249,7 +254,7 @@ class CreateForm:
             if not self.supports(name):
                 continue
             default = self.offer.watermark_default if name == "watermark" else OPTION_DEFAULTS.get(name)
-            default_label = "gateway default" if default is None else ("default: on" if default else "default: off")
+            default_label = "gateway's" if default is None else ("on" if default else "off")
             rows.append((name, TRI_LABELS[name], OPTION_HELP[name], self.options[name], default_label))
         return rows
 
@@ -308,8 +313,8 @@ MODE_HINTS = {
 }
 # Fields the form shows errors next to; anything else goes in the banner at the top.
 SHOWN_FIELDS = {
-    "gateway", "model", "mode", "prompt", "negative_prompt", "n", "size", "seed", "palette", "boxes", "images",
-    *TRI_STATE,
+    "gateway", "model", "mode", "prompt", "negative_prompt", "n", "size", "seed", "palette", "boxes",
+    "images", *TRI_STATE,
 }
 
 MODE_TABS = [

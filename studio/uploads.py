@@ -88,7 +88,8 @@ def name_problem(name, fmt):
         return ""
     if extension in EXTENSIONS[fmt]:
         return ""
-    return f"Its name ends in .{extension} but it is really a {fmt} image; rename it or save it again as {fmt}."
+    return (f"Its name ends in .{extension} but it is really a {fmt} image; "
+            f"rename it or save it again as {fmt}.")
 
 
 def check_facts(facts, size, offer):
@@ -164,8 +165,8 @@ def copy_image(image, user):
     facts, problem = read_facts(data)
     if facts is None:
         raise ValueError(problem)
-    return store(user, data, f"image-{image.job_id}-{image.index + 1}.{safe_filename('x', facts).split('.')[-1]}",
-                 facts)
+    extension = safe_filename("x", facts).rsplit(".", 1)[-1]
+    return store(user, data, f"image-{image.job_id}-{image.index + 1}.{extension}", facts)
 
 
 # --- palettes ------------------------------------------------------------------------------------

@@ -81,6 +81,17 @@
   });
   document.addEventListener("htmx:oobAfterSwap", function (event) { startTimers(event.target); });
 
+  // An image deleted from the lightbox leaves the grid and any job card showing it.
+  document.body.addEventListener("image-deleted", function (event) {
+    var id = event.detail && event.detail.id;
+    if (!id) return;
+    var tile = document.getElementById("tile-" + id);
+    if (tile) tile.remove();
+    document.querySelectorAll('.thumb[data-image-id="' + id + '"]').forEach(function (thumb) {
+      thumb.outerHTML = '<span class="thumb placeholder" aria-hidden="true"></span>';
+    });
+  });
+
   // A thumbnail inside a card that is being replaced must not keep a stale dialog open.
   document.addEventListener("DOMContentLoaded", function () { startTimers(document); });
   if (document.readyState !== "loading") startTimers(document);

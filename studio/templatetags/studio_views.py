@@ -48,6 +48,13 @@ class Card:
         return self.job.progress
 
     @property
+    def shown_percent(self):
+        """What the bar shows: the gateway's progress while running, 100 once images are in."""
+        if self.job.status in (Job.SUCCEEDED, Job.PARTIAL):
+            return 100
+        return self.percent
+
+    @property
     def eta_seconds(self):
         """Seconds left by the gateway's own estimate, if it gave one."""
         job = self.job

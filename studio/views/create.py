@@ -118,7 +118,7 @@ def options(request: HttpRequest):
 @login_required
 def cost(request: HttpRequest):
     form = CreateForm.from_post(request.user, request.POST)
-    return render(request, TEMPLATE + "#cost", fragment_context(request, form, oob_size=True))
+    return render(request, TEMPLATE + "#cost-line", fragment_context(request, form, oob_size=True))
 
 
 @require_POST

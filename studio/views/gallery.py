@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from studio import media, uploads
 from studio.access import get_owned_or_404
@@ -106,5 +106,7 @@ def delete(request: HttpRequest, pk: int):
         image.delete()
         transaction.on_commit(lambda: media.delete_image_files(image))
     if request.htmx:
-        return render(request, TEMPLATE + "#deleted", {"image_id": pk})
+        # Pages remove the image's tile or thumbnail themselves, wherever it is shown.
+        response = render(request, TEMPLATE + "#deleted", {"image_id": pk})
+        return trigger_client_event(response, "image-deleted", {"id": pk})
     return redirect("gallery")

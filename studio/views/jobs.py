@@ -95,7 +95,8 @@ def poll(request: HttpRequest):
     """One request for every active card on the page: each comes back as an out-of-band swap,
     and the poller comes back only while one of them is still active."""
     ids = [int(i) for i in request.GET.getlist("id") if i.isdigit()][:100]
-    found = list(Job.objects.filter(owner=request.user, pk__in=ids).prefetch_related("images", "shares").order_by("-id"))
+    found = Job.objects.filter(owner=request.user, pk__in=ids).prefetch_related("images", "shares")
+    found = list(found.order_by("-id"))
     still_active = [job.pk for job in found if job.is_active]
     response = render(request, TEMPLATE + "#poll", {"jobs": found, "active_ids": still_active})
     if len(still_active) < len(found):
@@ -103,12 +104,12 @@ def poll(request: HttpRequest):
     return response
 
 
-def card_response(request, job, status=200):
+def card_response(request, job, errors=()):
+    """The card again after an action (htmx), or back to the history."""
     if not request.htmx:
         return redirect(reverse("jobs") + f"#job-{job.pk}")
-    job = visible_jobs(request.user).get(pk=job.pk)
-    response = render(request, TEMPLATE + "#job-card", {"job": job, "oob_poller": job.is_active}, status=status)
-    return response
+    job = Job.objects.prefetch_related("images", "shares").get(pk=job.pk)
+    return render(request, TEMPLATE + "#job-card", {"job": job, "card_errors": errors})
 
 
 @require_POST
@@ -127,9 +128,10 @@ def retry(request: HttpRequest, pk: int):
     try:
         new_job = jobs.retry(job)
     except jobs.JobRejected as rejected:
-        job.retry_errors = [m for messages in rejected.errors.values() for m in messages]
-        return render(request, TEMPLATE + "#job-card", {"job": job}) if request.htmx else render(
-            request, "jobs/detail.html", {"job": job})
+        errors = [m for messages in rejected.errors.values() for m in messages]
+        if not request.htmx:
+            return render(request, "jobs/detail.html", {"job": job, "card_errors": errors})
+        return card_response(request, job, errors)
     if not request.htmx:
         return redirect(reverse("jobs") + f"#job-{new_job.pk}")
     response = render(request, TEMPLATE + "#new-job", {"job": new_job})
@@ -142,8 +144,7 @@ def delete(request: HttpRequest, pk: int):
     """Hide the job from history; with `files`, also delete its images (never the ledger)."""
     job = get_owned_or_404(Job.objects, request.user, pk=pk)
     if job.is_active:
-        job.card_error = "Cancel the job before deleting it."
-        return card_response(request, job)
+        return card_response(request, job, ["Cancel the job before deleting it."])
     hide_job(job, delete_files=bool(request.POST.get("files")))
     if not request.htmx:
         return redirect("jobs")

@@ -16,11 +16,8 @@ PANEL = "jobs/index.html#share-panel"
 
 def live_share(token):
     """The share for a token if it still works; 404 when revoked, expired or unknown."""
-    now = timezone.now()
-    return get_object_or_404(
-        Share.objects.select_related("job").filter(Q(expires__isnull=True) | Q(expires__gt=now), revoked=False),
-        token=token,
-    )
+    live = Q(expires__isnull=True) | Q(expires__gt=timezone.now())
+    return get_object_or_404(Share.objects.select_related("job").filter(live, revoked=False), token=token)
 
 
 def shared_images(share):

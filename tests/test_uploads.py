@@ -1,0 +1,123 @@
+import io
+from decimal import Decimal
+
+import pytest
+from PIL import Image as PILImage
+
+from studio import uploads
+from studio.gateways import catalog
+from tests.view_helpers import image_bytes, make_job
+
+ANYFAST = catalog.offer("anyfast", "wan2.7-image")
+APIMART = catalog.offer("apimart", "wan2.7-image")
+
+
+def check(data, name="photo.png", offer=APIMART):
+    return uploads.check_file(data, name, offer)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("PNG", "a.png"), ("JPEG", "a.jpg"), ("BMP", "a.bmp"),
+                                           ("WEBP", "a.webp")])
+def test_it_accepts_the_documented_formats(fmt, name):
+    facts, errors, notes = check(image_bytes(300, 400, fmt), name)
+    assert errors == [] and notes == []
+    assert (facts.width, facts.height) == (300, 400)
+    assert facts.mime == uploads.MIME_BY_FORMAT[fmt]
+
+
+def test_it_refuses_other_formats():
+    _, errors, _ = check(image_bytes(300, 300, "GIF"), "a.gif")
+    assert any("GIF image; use JPEG, PNG, BMP or WEBP" in e for e in errors)
+
+
+def test_it_refuses_files_that_are_not_images():
+    facts, errors, _ = check(b"%PDF-1.4 not an image at all", "photo.png")
+    assert facts is None
+    assert "not an image" in errors[0]
+
+
+def test_it_refuses_a_file_whose_name_lies():
+    _, errors, _ = check(image_bytes(300, 300, "JPEG"), "photo.png")
+    assert "ends in .png but it is really a JPEG image" in errors[0]
+
+
+def test_it_refuses_empty_files():
+    assert check(b"")[1] == ["The file is empty."]
+
+
+@pytest.mark.parametrize("size,message", [((200, 300), "each side must be 240–8000 px"),
+                                          ((240, 2000), "aspect ratio must be between 1:8 and 8:1")])
+def test_it_checks_sides_and_aspect(size, message):
+    _, errors, _ = check(image_bytes(*size))
+    assert any(message in e for e in errors)
+
+
+def test_it_refuses_files_over_20_mb_without_opening_them():
+    _, errors, _ = check(b"\x89PNG" + b"0" * (20 * 1024 * 1024 + 1))
+    assert errors == ["It is 20.0 MB; the limit is 20 MB."]
+
+
+def test_it_refuses_decompression_bombs():
+    # A small PNG whose header claims 20000 × 20000 pixels.
+    image = PILImage.new("1", (20000, 20000))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    assert len(out.getvalue()) < 1024 * 1024
+    facts, errors, _ = check(out.getvalue())
+    assert facts is None
+    assert "far" in errors[0]
+
+
+def test_transparency_is_a_warning_where_the_gateway_takes_none():
+    data = image_bytes(300, 300, "PNG", colour=(0, 0, 0, 0), mode="RGBA")
+    _, errors, notes = check(data, offer=ANYFAST)
+    assert errors == []
+    assert "transparent areas" in notes[0] and "AnyFast" in notes[0]
+    assert check(data, offer=APIMART)[2] == []
+
+
+def test_an_opaque_rgba_png_has_no_transparency():
+    data = image_bytes(300, 300, "PNG", colour=(10, 10, 10, 255), mode="RGBA")
+    facts, _, notes = check(data, offer=ANYFAST)
+    assert not facts.has_alpha and notes == []
+
+
+@pytest.mark.django_db
+def test_store_and_recheck(owner):
+    data = image_bytes(300, 300)
+    facts, _, _ = check(data)
+    upload = uploads.store(owner, data, "../../evil name.png", facts)
+    assert upload.owner == owner
+    assert upload.original_name == "evil name.png"
+    assert "/" not in upload.file.name.rsplit("/", 1)[-1]
+    assert upload.file.name.endswith("evilname.png")
+    assert (upload.width, upload.height, upload.bytes, upload.mime) == (300, 300, len(data), "image/png")
+    assert uploads.check_upload(upload, APIMART) == ([], [])
+
+
+@pytest.mark.django_db
+def test_copy_image_makes_an_upload_for_the_user(owner, teammate):
+    image = make_job(owner, images=1).images.get()
+    upload = uploads.copy_image(image, teammate)
+    assert upload.owner == teammate
+    assert upload.sha256 == image.sha256
+
+
+def test_palette_from_an_image_adds_up_to_exactly_100():
+    palette = uploads.palette_from(image_bytes(400, 400))
+    assert 3 <= len(palette) <= 10
+    assert sum(Decimal(entry["ratio"][:-1]) for entry in palette) == Decimal("100.00")
+    assert all(entry["hex"].startswith("#") and len(entry["hex"]) == 7 for entry in palette)
+    assert palette[0]["ratio"] == "25.00%"
+
+
+def test_palette_of_a_flat_image_is_refused():
+    with pytest.raises(ValueError, match="fewer than 3 distinct colours"):
+        uploads.palette_from(image_bytes(300, 300, mode="L", colour=128))
+
+
+@pytest.mark.parametrize("counts", [[1, 1, 1], [1000, 1, 1], [7, 3, 5, 11, 13], [1] * 10])
+def test_percentages_sum_to_100_and_none_is_zero(counts):
+    values = uploads.percentages(counts)
+    assert sum(values) == Decimal("100.00")
+    assert all(value >= Decimal("0.01") for value in values)

@@ -1,0 +1,216 @@
+import json
+import re
+
+import pytest
+from django.core.files.storage import default_storage
+from django.urls import reverse
+
+from studio.models import Image, LedgerEntry, Upload
+from studio.views import gallery
+from tests.view_helpers import HX, hold, make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def tile_ids(response):
+    return [int(found) for found in re.findall(r'id="tile-(\d+)"', response.content.decode())]
+
+
+@pytest.fixture
+def job(owner):
+    return make_job(owner, images=3, negative_prompt="blurry", seed=42)
+
+
+@pytest.fixture
+def image(job):
+    return job.images.get(index=1)
+
+
+def test_it_shows_an_empty_state(owner_client):
+    response = owner_client.get(reverse("gallery"))
+    assert response.status_code == 200
+    assert b"Your gallery is empty" in response.content
+    assert reverse("create").encode() in response.content
+
+
+def test_it_lists_only_the_users_images_newest_first(owner_client, job, outsider):
+    other = make_job(outsider, images=1).images.get()
+    response = owner_client.get(reverse("gallery"))
+    ids = [image.pk for image in response.context["images"]]
+    assert ids == sorted(job.images.values_list("pk", flat=True), reverse=True)
+    assert other.pk not in ids
+    assert f'id="tile-{ids[0]}"'.encode() in response.content
+
+
+def test_it_pages_by_keyset_with_infinite_scroll(owner_client, owner, monkeypatch):
+    monkeypatch.setattr(gallery, "PAGE_SIZE", 2)
+    job = make_job(owner, images=5)
+    ids = sorted(job.images.values_list("pk", flat=True), reverse=True)
+    first = owner_client.get(reverse("gallery"))
+    assert [i.pk for i in first.context["images"]] == ids[:2]
+    assert first.context["next_before"] == ids[1]
+    assert b'hx-trigger="revealed"' in first.content
+    second = owner_client.get(reverse("gallery") + f"?before={ids[1]}", **HX)
+    assert tile_ids(second) == ids[2:4]
+    assert b"<html" not in second.content
+    assert f"before={ids[3]}".encode() in second.content
+    last = owner_client.get(reverse("gallery") + f"?before={ids[3]}", **HX)
+    assert tile_ids(last) == ids[4:]
+    assert b"revealed" not in last.content
+
+
+def test_a_page_takes_the_same_queries_whatever_its_size(owner_client, owner, django_assert_num_queries):
+    make_job(owner, images=2)
+    # session, user, the header's spend figures (3), and ONE query for the page of images
+    with django_assert_num_queries(6):
+        owner_client.get(reverse("gallery"), **HX)
+    for _ in range(4):
+        make_job(owner, images=4)
+    with django_assert_num_queries(6):
+        response = owner_client.get(reverse("gallery"), **HX)
+    assert len(tile_ids(response)) == 18
+    with django_assert_num_queries(6):
+        owner_client.get(reverse("gallery") + f"?before={tile_ids(response)[5]}", **HX)
+    with django_assert_num_queries(6):
+        owner_client.get(reverse("gallery"))
+
+
+def test_favourites_filter(owner_client, image):
+    Image.objects.filter(pk=image.pk).update(favourite=True)
+    response = owner_client.get(reverse("gallery") + "?favourites=1")
+    assert [i.pk for i in response.context["images"]] == [image.pk]
+
+
+def test_favourites_empty_state(owner_client, job):
+    response = owner_client.get(reverse("gallery") + "?favourites=1")
+    assert b"No favourites yet" in response.content
+
+
+def test_lightbox_shows_the_metadata(owner_client, job, image):
+    response = owner_client.get(reverse("gallery_image", args=[image.pk]), **HX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" not in html
+    assert job.prompt in html
+    assert "revised 1" in html
+    assert "blurry" in html
+    assert "Wan 2.7 Image" in html and "APIMart" in html
+    assert "640 × 480 px" in html
+    assert ">42<" in html
+    assert "¥0.20 an image" in html
+    assert reverse("image_file", args=[image.pk]) + "?download=1" in html
+    # newer and older neighbours for ← and →
+    newer, older = job.images.get(index=2).pk, job.images.get(index=0).pk
+    assert re.search(rf'href="{reverse("gallery_image", args=[newer])}"[^>]*data-nav="prev"', html)
+    assert re.search(rf'href="{reverse("gallery_image", args=[older])}"[^>]*data-nav="next"', html)
+
+
+def test_lightbox_lists_the_inputs(owner_client, owner):
+    from studio.models import JobInput
+    from tests.view_helpers import make_upload
+
+    job = make_job(owner, images=1, mode="edit")
+    upload = make_upload(owner)
+    JobInput.objects.create(job=job, upload=upload, position=0)
+    response = owner_client.get(reverse("gallery_image", args=[job.images.get().pk]), **HX)
+    assert reverse("upload_file", args=[upload.pk]).encode() in response.content
+
+
+def test_lightbox_without_js_is_a_page(owner_client, image):
+    response = owner_client.get(reverse("gallery_image", args=[image.pk]))
+    assert b"<html" in response.content
+    assert b"Back to the gallery" in response.content
+
+
+def test_it_toggles_favourite(owner_client, image):
+    response = owner_client.post(reverse("gallery_favourite", args=[image.pk]), **HX)
+    assert response.status_code == 200
+    assert b'aria-pressed="true"' in response.content
+    image.refresh_from_db()
+    assert image.favourite
+    owner_client.post(reverse("gallery_favourite", args=[image.pk]), **HX)
+    image.refresh_from_db()
+    assert not image.favourite
+
+
+def test_use_as_reference_copies_the_image_into_a_new_upload(owner_client, owner, image):
+    response = owner_client.post(reverse("gallery_reference", args=[image.pk]))
+    upload = Upload.objects.get()
+    assert upload.owner == owner
+    assert (upload.width, upload.height) == (image.width, image.height)
+    assert upload.sha256 == image.sha256
+    assert response.status_code == 302
+    assert response["Location"] == reverse("create") + f"?upload={upload.pk}"
+    page = owner_client.get(response["Location"])
+    assert f'name="upload" value="{upload.pk}"'.encode() in page.content
+
+
+def test_use_as_reference_from_the_create_page_returns_a_chip(owner_client, image):
+    data = {"offer": "apimart/wan2.7-image", "mode": "edit"}
+    url = reverse("gallery_reference", args=[image.pk])
+    response = owner_client.post(url, data, HTTP_HX_TARGET="chips", **HX)
+    upload = Upload.objects.get()
+    assert f'name="upload" value="{upload.pk}"'.encode() in response.content
+    assert b"data-chip" in response.content
+
+
+def test_delete_asks_first_without_js(owner_client, image):
+    response = owner_client.get(reverse("gallery_delete", args=[image.pk]))
+    assert response.status_code == 200
+    assert b"Delete this image?" in response.content
+    assert Image.objects.filter(pk=image.pk).exists()
+
+
+def test_delete_removes_the_files_and_the_row_but_not_the_ledger(
+        owner_client, job, image, django_capture_on_commit_callbacks):
+    entry = hold(job)
+    names = [image.file.name, image.thumbnail.name]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(reverse("gallery_delete", args=[image.pk]), **HX)
+    assert response.status_code == 200
+    assert json.loads(response["HX-Trigger"]) == {"image-deleted": {"id": image.pk}}
+    assert not Image.objects.filter(pk=image.pk).exists()
+    assert not any(default_storage.exists(name) for name in names)
+    assert LedgerEntry.objects.filter(pk=entry.pk).exists()
+    assert job.images.count() == 2
+
+
+def test_delete_without_js_redirects_to_the_gallery(owner_client, image):
+    response = owner_client.post(reverse("gallery_delete", args=[image.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("gallery")
+
+
+# --- access: owner sees it (above), another user gets 404, anonymous goes to login -----------
+
+ENDPOINTS = [
+    ("get", "gallery_image"),
+    ("post", "gallery_favourite"),
+    ("post", "gallery_reference"),
+    ("get", "gallery_delete"),
+    ("post", "gallery_delete"),
+]
+
+
+@pytest.mark.parametrize(("method", "name"), ENDPOINTS)
+def test_another_user_gets_404(client, outsider, teammate, image, method, name):
+    for user in (outsider, teammate):
+        client.force_login(user)
+        response = getattr(client, method)(reverse(name, args=[image.pk]))
+        assert response.status_code == 404
+    image.refresh_from_db()
+    assert not image.favourite
+    assert not Upload.objects.exists()
+
+
+@pytest.mark.parametrize(("method", "name"), ENDPOINTS + [("get", "gallery")])
+def test_anonymous_goes_to_login(client, image, method, name):
+    url = reverse(name) if name == "gallery" else reverse(name, args=[image.pk])
+    response = getattr(client, method)(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_staff_may_open_anyones_image(client, staff, image):
+    client.force_login(staff)
+    assert client.get(reverse("gallery_image", args=[image.pk]), **HX).status_code == 200

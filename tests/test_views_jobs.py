@@ -1,0 +1,336 @@
+import io
+import json
+import re
+import zipfile
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from django.utils import timezone
+
+from studio import ledger
+from studio.models import Image, Job, JobInput, LedgerEntry, Share
+from studio.views import jobs as job_views
+from tests.view_helpers import HX, hold, make_job, make_upload
+
+pytestmark = pytest.mark.django_db
+
+
+CARD = re.compile(r'<article class="job-card[^"]*" id="job-(\d+)"')
+
+
+def card_ids(response):
+    return [int(found) for found in CARD.findall(response.content.decode())]
+
+
+@pytest.fixture
+def job(owner):
+    return make_job(owner, images=2)
+
+
+@pytest.fixture
+def running(owner):
+    found = make_job(owner, status=Job.RUNNING, images=0, n=2)
+    Job.objects.filter(pk=found.pk).update(progress=40, estimated_seconds=60, submitted=timezone.now())
+    hold(found)
+    found.refresh_from_db()
+    return found
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def test_it_shows_an_empty_state(owner_client):
+    response = owner_client.get(reverse("jobs"))
+    assert b"No jobs yet" in response.content
+    assert reverse("create").encode() in response.content
+
+
+def test_it_lists_the_users_visible_jobs_newest_first(owner_client, owner, outsider):
+    older, newer = make_job(owner, images=0), make_job(owner, images=0)
+    hidden = make_job(owner, images=0)
+    Job.objects.filter(pk=hidden.pk).update(hidden=True)
+    other = make_job(outsider, images=0)
+    response = owner_client.get(reverse("jobs"))
+    assert card_ids(response) == [newer.pk, older.pk]
+    assert other.pk not in card_ids(response)
+
+
+def test_a_card_shows_model_status_cost_and_thumbnails(owner_client, job):
+    hold(job)
+    ledger.settle(job, 2)
+    html = owner_client.get(reverse("jobs")).content.decode()
+    assert "Wan 2.7 Image" in html and "APIMart" in html and "Text to image" in html
+    assert "Succeeded" in html
+    assert "Charged <strong>¥0.40</strong>" in html
+    for image in job.images.all():
+        assert reverse("image_thumbnail", args=[image.pk]) in html
+    assert reverse("job_download", args=[job.pk]) in html
+    assert reverse("create") + f"?remix={job.pk}" in html
+
+
+def test_an_active_card_shows_progress_eta_and_placeholders(owner_client, running):
+    html = owner_client.get(reverse("jobs")).content.decode()
+    assert 'aria-valuenow="40"' in html
+    assert "40%" in html
+    assert "left" in html
+    assert "Holding <strong>¥0.40</strong>" in html
+    assert html.count("thumb placeholder") == 2
+    assert f'name="id" value="{running.pk}" data-poll-id' in html
+    assert 'id="job-poller" hx-get="/jobs/poll/" hx-trigger="load delay:2s"' in html
+
+
+def test_a_sync_card_shows_an_elapsed_timer(owner_client, owner):
+    found = make_job(owner, status=Job.SUBMITTING, images=0, gateway="anyfast", model="wan2.7-image")
+    html = owner_client.get(reverse("jobs")).content.decode()
+    assert f'id="job-{found.pk}"' in html
+    assert "data-elapsed=" in html
+    assert "answers when all images are ready" in html
+
+
+def test_a_failed_card_says_why_in_plain_words(owner_client, owner):
+    failed = make_job(owner, status=Job.FAILED, images=0)
+    Job.objects.filter(pk=failed.pk).update(error_message="The prompt was refused by moderation.")
+    html = owner_client.get(reverse("jobs")).content.decode()
+    assert "The prompt was refused by moderation." in html
+    assert "Retry" in html
+
+
+def test_no_poller_when_nothing_is_active(owner_client, job):
+    html = owner_client.get(reverse("jobs")).content.decode()
+    assert '<div id="job-poller"></div>' in html
+    assert "data-poll-id" not in html
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("status=failed", ["failed"]),
+    ("status=active", ["running"]),
+    ("gateway=foxapi", ["fox"]),
+    ("model=wan2.7-image-pro", ["pro"]),
+    ("mode=edit", ["edit"]),
+    ("q=LIGHTHOUSE", ["lighthouse"]),
+])
+def test_it_filters(owner_client, owner, query, expected):
+    make_job(owner, status=Job.FAILED, images=0, prompt="failed")
+    make_job(owner, status=Job.RUNNING, images=0, prompt="running")
+    make_job(owner, images=0, gateway="foxapi", prompt="fox")
+    make_job(owner, images=0, model="wan2.7-image-pro", prompt="pro")
+    make_job(owner, images=0, mode="edit", prompt="edit")
+    make_job(owner, images=0, prompt="a Lighthouse at night")
+    response = owner_client.get(reverse("jobs") + "?" + query, **HX)
+    prompts = list(Job.objects.filter(pk__in=card_ids(response)).values_list("prompt", flat=True))
+    assert [p.split()[-1] if p.startswith("a ") else p for p in prompts] == [
+        "night" if e == "lighthouse" else e for e in expected]
+
+
+def test_it_filters_by_date(owner_client, owner):
+    old = make_job(owner, images=0)
+    Job.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=40))
+    new = make_job(owner, images=0)
+    since = (timezone.now() - timedelta(days=2)).date().isoformat()
+    until = (timezone.now() - timedelta(days=30)).date().isoformat()
+    assert card_ids(owner_client.get(reverse("jobs") + f"?since={since}")) == [new.pk]
+    assert card_ids(owner_client.get(reverse("jobs") + f"?until={until}")) == [old.pk]
+
+
+def test_filters_are_in_the_url_and_searched_as_you_type(owner_client, owner):
+    response = owner_client.get(reverse("jobs") + "?q=cat&status=failed")
+    html = response.content.decode()
+    assert 'hx-push-url="true"' in html
+    assert "keyup changed delay:300ms" in html
+    assert 'value="cat"' in html
+    assert '<option value="failed" selected>' in html
+    assert "No jobs match" in html
+
+
+def test_an_htmx_filter_returns_only_the_list(owner_client, job):
+    response = owner_client.get(reverse("jobs") + "?q=lighthouse", **HX)
+    assert b"<html" not in response.content
+    assert card_ids(response) == [job.pk]
+
+
+def test_it_scrolls_for_more_with_a_keyset(owner_client, owner, monkeypatch):
+    monkeypatch.setattr(job_views, "PAGE_SIZE", 2)
+    made = [make_job(owner, images=0, prompt=f"cat {i}") for i in range(5)]
+    ids = [found.pk for found in reversed(made)]
+    first = owner_client.get(reverse("jobs") + "?q=cat")
+    assert card_ids(first) == ids[:2]
+    assert f'hx-get="/jobs/?q=cat&amp;before={ids[1]}"' in first.content.decode()
+    assert 'hx-trigger="revealed"' in first.content.decode()
+    second = owner_client.get(reverse("jobs") + f"?q=cat&before={ids[1]}", **HX)
+    assert card_ids(second) == ids[2:4]
+    last = owner_client.get(reverse("jobs") + f"?q=cat&before={ids[3]}", **HX)
+    assert card_ids(last) == ids[4:]
+    assert b"revealed" not in last.content
+    assert b"No jobs" not in last.content
+
+
+def test_a_card_has_its_own_page(owner_client, job):
+    response = owner_client.get(reverse("job_card", args=[job.pk]))
+    assert response.status_code == 200
+    assert f'id="job-{job.pk}"'.encode() in response.content
+    fragment = owner_client.get(reverse("job_card", args=[job.pk]), **HX)
+    assert b"<html" not in fragment.content
+
+
+# --- polling --------------------------------------------------------------------------------
+
+
+def test_poll_returns_active_cards_out_of_band_and_keeps_polling(owner_client, running):
+    response = owner_client.get(reverse("jobs_poll") + f"?id={running.pk}", **HX)
+    html = response.content.decode()
+    assert f'id="job-{running.pk}" hx-swap-oob="true"' in html
+    assert 'id="job-poller" hx-get="/jobs/poll/"' in html
+    assert "HX-Trigger" not in response
+
+
+def test_poll_stops_and_announces_spend_when_a_job_finishes(owner_client, running):
+    Job.objects.filter(pk=running.pk).update(status=Job.SUCCEEDED, finished=timezone.now())
+    response = owner_client.get(reverse("jobs_poll") + f"?id={running.pk}", **HX)
+    html = response.content.decode()
+    assert f'id="job-{running.pk}" hx-swap-oob="true"' in html
+    assert '<div id="job-poller"></div>' in html
+    assert "data-poll-id" not in html
+    assert json.loads(response["HX-Trigger"]) == {"spend-changed": {}}
+
+
+def test_poll_ignores_other_peoples_jobs(client, outsider, running):
+    client.force_login(outsider)
+    response = client.get(reverse("jobs_poll") + f"?id={running.pk}", **HX)
+    assert f"job-{running.pk}" not in response.content.decode()
+    assert '<div id="job-poller"></div>' in response.content.decode()
+
+
+def test_poll_is_one_request_for_all_cards(owner_client, owner, running):
+    second = make_job(owner, status=Job.QUEUED, images=0)
+    response = owner_client.get(reverse("jobs_poll") + f"?id={running.pk}&id={second.pk}", **HX)
+    html = response.content.decode()
+    assert f'id="job-{running.pk}" hx-swap-oob' in html and f'id="job-{second.pk}" hx-swap-oob' in html
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+def test_cancel_cancels_and_releases_the_hold(owner_client, owner):
+    found = make_job(owner, status=Job.QUEUED, images=0, n=2)
+    hold(found)
+    response = owner_client.post(reverse("job_cancel", args=[found.pk]), **HX)
+    assert response.status_code == 200
+    found.refresh_from_db()
+    assert found.status == Job.CANCELLED
+    assert "Cancelled" in response.content.decode()
+    assert json.loads(response["HX-Trigger"]) == {"spend-changed": {}}
+    assert ledger.job_cost(found) == (found.hold_amount, 0)
+
+
+def test_cancel_without_js_redirects(owner_client, owner):
+    found = make_job(owner, status=Job.QUEUED, images=0)
+    hold(found)
+    response = owner_client.post(reverse("job_cancel", args=[found.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("jobs") + f"#job-{found.pk}"
+
+
+def test_retry_makes_a_new_job_with_the_same_inputs(owner_client, owner):
+    upload = make_upload(owner)
+    failed = make_job(owner, status=Job.FAILED, images=0, mode="edit", prompt="make it blue")
+    JobInput.objects.create(job=failed, upload=upload, position=0)
+    response = owner_client.post(reverse("job_retry", args=[failed.pk]), **HX)
+    assert response.status_code == 200
+    new = Job.objects.exclude(pk=failed.pk).get()
+    assert new.status == Job.QUEUED and new.prompt == "make it blue"
+    assert list(new.inputs.values_list("upload_id", flat=True)) == [upload.pk]
+    html = response.content.decode()
+    assert f'id="job-{new.pk}"' in html
+    assert 'id="job-poller" hx-get' in html  # the new active card starts the poller
+
+
+def test_retry_refused_says_why_on_the_card(owner_client, owner, settings):
+    settings.STUDIO_DEFAULT_MONTHLY_BUDGET = "0.10"
+    failed = make_job(owner, status=Job.FAILED, images=0, n=4)
+    response = owner_client.post(reverse("job_retry", args=[failed.pk]), **HX)
+    assert "monthly budget" in response.content.decode()
+    assert Job.objects.count() == 1
+
+
+def test_delete_hides_the_job_and_keeps_images_and_ledger(owner_client, job):
+    entry = hold(job)
+    response = owner_client.post(reverse("job_delete", args=[job.pk]), **HX)
+    assert response.status_code == 200
+    assert response.content == b""
+    job.refresh_from_db()
+    assert job.hidden
+    assert job.images.count() == 2
+    assert LedgerEntry.objects.filter(pk=entry.pk).exists()
+    assert job.pk not in card_ids(owner_client.get(reverse("jobs")))
+
+
+def test_delete_with_files_removes_the_images(owner_client, job, django_capture_on_commit_callbacks):
+    entry = hold(job)
+    names = [name for image in job.images.all() for name in (image.file.name, image.thumbnail.name)]
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("job_delete", args=[job.pk]), {"files": "1"}, **HX)
+    job.refresh_from_db()
+    assert job.hidden
+    assert not Image.objects.filter(job=job).exists()
+    assert not any(default_storage.exists(name) for name in names)
+    assert LedgerEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_an_active_job_cannot_be_deleted(owner_client, running):
+    response = owner_client.post(reverse("job_delete", args=[running.pk]), **HX)
+    assert "Cancel the job before deleting it." in response.content.decode()
+    running.refresh_from_db()
+    assert not running.hidden
+
+
+def test_download_all_streams_a_zip(owner_client, job):
+    response = owner_client.get(reverse("job_download", args=[job.pk]))
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == f'attachment; filename="image-studio-job-{job.pk}.zip"'
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    names = archive.namelist()
+    assert len(names) == 2 and names[0].startswith("01-") and names[1].startswith("02-")
+    with job.images.get(index=0).file.open("rb") as handle:
+        assert archive.read(names[0]) == handle.read()
+
+
+# --- access: owner sees it (above), another user gets 404, anonymous goes to login -----------
+
+ENDPOINTS = [
+    ("get", "job_card"),
+    ("post", "job_cancel"),
+    ("post", "job_retry"),
+    ("post", "job_delete"),
+    ("get", "job_download"),
+]
+
+
+@pytest.mark.parametrize(("method", "name"), ENDPOINTS)
+def test_another_user_gets_404(client, outsider, teammate, owner, method, name):
+    found = make_job(owner, status=Job.QUEUED, images=1)
+    hold(found)
+    for user in (outsider, teammate):
+        client.force_login(user)
+        assert getattr(client, method)(reverse(name, args=[found.pk]), **HX).status_code == 404
+    found.refresh_from_db()
+    assert found.status == Job.QUEUED and not found.hidden
+    assert Job.objects.count() == 1
+    assert not Share.objects.exists()
+
+
+@pytest.mark.parametrize(("method", "name"), ENDPOINTS + [("get", "jobs"), ("get", "jobs_poll")])
+def test_anonymous_goes_to_login(client, owner, method, name):
+    found = make_job(owner, status=Job.QUEUED, images=0)
+    url = reverse(name) if name in ("jobs", "jobs_poll") else reverse(name, args=[found.pk])
+    response = getattr(client, method)(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_actions_reject_get(owner_client, job):
+    for name in ("job_cancel", "job_retry", "job_delete"):
+        assert owner_client.get(reverse(name, args=[job.pk])).status_code == 405

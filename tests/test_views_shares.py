@@ -1,0 +1,120 @@
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from studio.models import Share
+from tests.view_helpers import HX, make_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job(owner):
+    return make_job(owner, images=2)
+
+
+@pytest.fixture
+def share(job, owner):
+    return Share.objects.create(job=job, created_by=owner)
+
+
+def test_it_creates_a_share_link(owner_client, job):
+    response = owner_client.post(reverse("job_share", args=[job.pk]), **HX)
+    share = Share.objects.get()
+    assert share.job == job and not share.revoked
+    html = response.content.decode()
+    assert f"http://testserver/s/{share.token}/" in html
+    assert "data-copy" in html
+    assert reverse("share_revoke", args=[share.token]) in html
+
+
+def test_creating_twice_reuses_the_live_link(owner_client, job):
+    owner_client.post(reverse("job_share", args=[job.pk]), **HX)
+    owner_client.post(reverse("job_share", args=[job.pk]), **HX)
+    assert Share.objects.count() == 1
+
+
+def test_the_card_shows_the_live_link(owner_client, share):
+    assert f"/s/{share.token}/" in owner_client.get(reverse("jobs")).content.decode()
+
+
+def test_revoke_stops_the_link(owner_client, client, share):
+    response = owner_client.post(reverse("share_revoke", args=[share.token]), **HX)
+    assert b"Create link" in response.content
+    share.refresh_from_db()
+    assert share.revoked
+    client.logout()
+    assert client.get(reverse("share_page", args=[share.token])).status_code == 404
+
+
+def test_the_public_page_needs_no_login_and_shows_the_images(client, share, job):
+    response = client.get(reverse("share_page", args=[share.token]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    for image in job.images.all():
+        assert reverse("share_image", args=[share.token, image.pk, "thumb"]) in html
+        assert reverse("share_image", args=[share.token, image.pk, "full"]) in html
+    assert job.owner.username not in html
+    assert response["X-Robots-Tag"] == "noindex"
+
+
+def test_public_images_are_served(client, share, job):
+    image = job.images.first()
+    response = client.get(reverse("share_image", args=[share.token, image.pk, "full"]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    with image.file.open("rb") as handle:
+        assert b"".join(response.streaming_content) == handle.read()
+    thumb = client.get(reverse("share_image", args=[share.token, image.pk, "thumb"]))
+    assert thumb["Content-Type"] == "image/webp"
+
+
+def test_a_share_does_not_reach_other_images(client, share, owner):
+    other = make_job(owner, images=1).images.get()
+    assert client.get(reverse("share_image", args=[share.token, other.pk, "full"])).status_code == 404
+
+
+def test_an_image_share_shows_only_that_image(client, job, owner):
+    first, second = job.images.order_by("index")
+    share = Share.objects.create(job=job, image=first, created_by=owner)
+    html = client.get(reverse("share_page", args=[share.token])).content.decode()
+    assert f"/{first.pk}/thumb/" in html and f"/{second.pk}/thumb/" not in html
+
+
+def test_expired_and_unknown_links_are_404(client, share):
+    Share.objects.filter(pk=share.pk).update(expires=timezone.now() - timedelta(minutes=1))
+    assert client.get(reverse("share_page", args=[share.token])).status_code == 404
+    assert client.get(reverse("share_page", args=["nope"])).status_code == 404
+
+
+def test_without_js_it_redirects_back(owner_client, job):
+    response = owner_client.post(reverse("job_share", args=[job.pk]))
+    assert response.status_code == 302
+
+
+# --- access ------------------------------------------------------------------------------
+
+
+def test_another_user_cannot_share_or_revoke(client, outsider, teammate, job, share):
+    for user in (outsider, teammate):
+        client.force_login(user)
+        assert client.post(reverse("job_share", args=[job.pk]), **HX).status_code == 404
+        assert client.post(reverse("share_revoke", args=[share.token]), **HX).status_code == 404
+    share.refresh_from_db()
+    assert not share.revoked
+    assert Share.objects.count() == 1
+
+
+def test_anonymous_cannot_share_or_revoke(client, job, share):
+    for url in (reverse("job_share", args=[job.pk]), reverse("share_revoke", args=[share.token])):
+        response = client.post(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_share_actions_reject_get(owner_client, job, share):
+    assert owner_client.get(reverse("job_share", args=[job.pk])).status_code == 405
+    assert owner_client.get(reverse("share_revoke", args=[share.token])).status_code == 405

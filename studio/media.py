@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from PIL import Image as PILImage
 
@@ -197,6 +197,14 @@ def download_results(job):
         if "incoming" in entry:
             default_storage.delete(entry["incoming"])
     return problems
+
+
+def delete_images(images):
+    """Delete image rows, then their files once the deletion has committed."""
+    images = list(images)
+    with transaction.atomic():
+        Image.objects.filter(pk__in=[image.pk for image in images]).delete()
+        transaction.on_commit(lambda: [delete_image_files(image) for image in images])
 
 
 def delete_image_files(image):

@@ -92,7 +92,6 @@
     });
   });
 
-  // A thumbnail inside a card that is being replaced must not keep a stale dialog open.
   document.addEventListener("DOMContentLoaded", function () { startTimers(document); });
   if (document.readyState !== "loading") startTimers(document);
 })();

@@ -1,7 +1,6 @@
 """The gallery: every image of the user, the lightbox, and an image's actions."""
 
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -102,9 +101,7 @@ def delete(request: HttpRequest, pk: int):
     image = get_owned_or_404(Image.objects.select_related("job"), request.user, pk=pk)
     if request.method == "GET":
         return render(request, "gallery/delete.html", {"image": image})
-    with transaction.atomic():
-        image.delete()
-        transaction.on_commit(lambda: media.delete_image_files(image))
+    media.delete_images([image])
     if request.htmx:
         # Pages remove the image's tile or thumbnail themselves, wherever it is shown.
         response = render(request, TEMPLATE + "#deleted", {"image_id": pk})

@@ -3,7 +3,6 @@
 import zipfile
 
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,10 +10,10 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from studio import jobs, media
+from studio import jobs
 from studio.access import get_owned_or_404
 from studio.gateways import catalog
-from studio.models import Image, Job
+from studio.models import Job
 
 TEMPLATE = "jobs/index.html"
 PAGE_SIZE = 20
@@ -145,19 +144,10 @@ def delete(request: HttpRequest, pk: int):
     job = get_owned_or_404(Job.objects, request.user, pk=pk)
     if job.is_active:
         return card_response(request, job, ["Cancel the job before deleting it."])
-    hide_job(job, delete_files=bool(request.POST.get("files")))
+    jobs.hide(job, delete_files=bool(request.POST.get("files")))
     if not request.htmx:
         return redirect("jobs")
     return HttpResponse("")
-
-
-def hide_job(job, delete_files):
-    with transaction.atomic():
-        Job.objects.filter(pk=job.pk).update(hidden=True)
-        if delete_files:
-            images = list(Image.objects.filter(job=job))
-            Image.objects.filter(pk__in=[i.pk for i in images]).delete()
-            transaction.on_commit(lambda: [media.delete_image_files(i) for i in images])
 
 
 # --- download all as a zip ------------------------------------------------------------------

@@ -509,6 +509,23 @@ def cancel(job):
     return False
 
 
+# --- hiding --------------------------------------------------------------------------------
+
+
+def hide(job, delete_files=False):
+    """Take a finished job out of its owner's history; with delete_files its images go too.
+
+    Ledger rows stay whatever happens: the money was spent.
+    """
+    if job.status not in FINAL:
+        return False
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(hidden=True)
+        if delete_files:
+            media.delete_images(job.images.all())
+    return True
+
+
 # --- recovery ------------------------------------------------------------------------------
 
 
@@ -523,7 +540,17 @@ def worker_is_dead(claimed_by):
         return True
     except PermissionError:
         return False
-    return False
+    return is_zombie(pid)
+
+
+def is_zombie(pid):
+    """A worker killed with its cluster stays a zombie until init reaps it: dead all the same
+    (Linux only; elsewhere we wait for the lease or the stale timeout instead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def recover():
@@ -542,6 +569,11 @@ def recover():
             resumed += 1
     # Running jobs only need the poller; make sure each has a next poll time.
     Job.objects.filter(status=RUNNING, next_poll__isnull=True).update(next_poll=now)
+    # A poller killed mid-poll_once leaves the jobs it claimed 60 s ahead; with no live poller
+    # they are due now (an extra status poll is harmless).
+    holder = Lease.objects.filter(name=POLL_LEASE, expires__gte=now).values_list("holder", flat=True).first()
+    if holder is None or worker_is_dead(holder):
+        Job.objects.filter(status=RUNNING, next_poll__gt=now).update(next_poll=now)
     # With the Redis broker a queued task can be lost with its worker: submit again (guarded).
     for job_id in Job.objects.filter(
         Q(next_poll__isnull=True) | Q(next_poll__lte=now),

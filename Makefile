@@ -32,6 +32,7 @@ run: $(STAMP)
 	$(PY) manage.py qcluster & \
 	$(VENV)/bin/gunicorn studio.wsgi -b 127.0.0.1:8000 --workers 2 --threads 8 --timeout 360 \
 		--access-logfile - --log-level warning & \
+	$(PY) manage.py check_worker & \
 	wait
 
 test: $(STAMP)

@@ -1,7 +1,9 @@
 """The worker round-trips a task through the configured broker (ORM or Redis)."""
 
+import io
 import uuid
 
+import pytest
 from django.conf import settings
 from django_q.tasks import async_task, fetch
 
@@ -22,3 +24,19 @@ def test_the_broker_matches_the_environment():
         assert settings.Q_CLUSTER["redis"] == settings.REDIS_URL
     else:
         assert settings.Q_CLUSTER["orm"] == "default"
+
+
+def test_check_worker_command_reports_a_live_worker(qcluster):
+    from django.core.management import call_command
+
+    qcluster()
+    out = io.StringIO()
+    call_command("check_worker", timeout=60, stdout=out)
+    assert "Worker is running" in out.getvalue()
+
+
+def test_check_worker_command_fails_without_a_worker(transactional_db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="No worker answered"):
+        call_command("check_worker", timeout=1)

@@ -276,8 +276,14 @@ def plain_message(error):
 
 def results_arrived(job, state, from_status):
     """Record what the gateway returned (so a crash can resume the download) and move on."""
+    if not Job.objects.filter(pk=job.pk, status=from_status).exists():
+        return False  # a duplicate delivery: the first one already moved the job on
+    # Never more than asked for: the hold covers n images, and so does the charge.
+    extra = len(state.results) - job.n_requested
+    if extra > 0:
+        log.warning("job %s: the gateway returned %s more image(s) than asked; ignored", job.pk, extra)
     results = []
-    for result in state.results:
+    for result in state.results[: job.n_requested]:
         entry = {"index": result.index, "revised_prompt": result.revised_prompt or ""}
         if result.b64_json:
             entry["incoming"] = media.store_incoming(job, result.index, result.b64_json)
@@ -331,7 +337,8 @@ def poll_delay(state):
     """When to ask again: a fraction of the gateway's remaining estimate, within bounds."""
     low = setting("STUDIO_POLL_MIN_SECONDS", 2.0)
     high = setting("STUDIO_POLL_MAX_SECONDS", 10.0)
-    delay = high
+    # No estimate (apimart and gccai give none): the upstream advice is every 5–10 s.
+    delay = setting("STUDIO_POLL_DEFAULT_SECONDS", 5.0)
     if state.estimated_seconds:
         done = (state.progress or 0) / 100
         remaining = state.estimated_seconds * (1 - done)
@@ -339,14 +346,14 @@ def poll_delay(state):
     return timedelta(seconds=max(low, min(high, delay)))
 
 
-def take_lease(name, seconds):
-    """Hold the named lease for `seconds`; False when another live worker has it."""
+def take_lease(name, seconds, renew=True):
+    """Hold the named lease for `seconds`; False when another live worker has it (or, with
+    renew=False, when anyone, this process included, holds it now)."""
     now = timezone.now()
     me = worker_id()
     expires = now + timedelta(seconds=seconds)
-    taken = Lease.objects.filter(Q(expires__lt=now) | Q(holder=me), name=name).update(
-        holder=me, expires=expires
-    )
+    free = Q(expires__lt=now) | Q(holder=me) if renew else Q(expires__lt=now)
+    taken = Lease.objects.filter(free, name=name).update(holder=me, expires=expires)
     if taken:
         return True
     # A holder killed on this host need not be waited out.

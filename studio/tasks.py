@@ -1,5 +1,7 @@
 """django-q2 entry points. Each takes ids, is safe to run twice, and hands over to jobs.*."""
 
+from django_q.tasks import async_task
+
 from studio import jobs
 
 
@@ -24,3 +26,10 @@ def watchdog():
     """Every minute (and at once when a cluster starts after downtime): resume what a dead
     worker left, requeue lost submits, and restart the poll loop if it died."""
     return jobs.recover()
+
+
+def on_worker_start(sender, proc_name=None, **kwargs):
+    """A cluster (re)started: recover at once rather than at the scheduler's first pass, which
+    django-q2 makes about 30 s after start. The lease keeps it to one run for all workers."""
+    if jobs.take_lease("startup-recovery", 30, renew=False):
+        async_task("studio.tasks.watchdog", task_name="watchdog-at-start")

@@ -381,3 +381,21 @@ def test_retry_makes_a_new_job_with_the_same_inputs(simulator, owner):
     assert second.pk != first.pk
     assert second.request == first.request
     assert [i.upload_id for i in second.inputs.all()] == [upload.pk]
+
+
+def test_more_results_than_asked_are_not_stored_or_charged(simulator, owner):
+    from studio.gateways.results import Result, TaskState
+
+    job = jobs.create_job(owner, text_request(n=1))
+    jobs.transition(job, Job.SUBMITTING)
+    sent = run_to_end(jobs.create_job(owner, text_request(n=2)))  # real result URLs to reuse
+    urls = [entry["url"] for entry in sent.results]
+    state = TaskState(
+        remote_id="x", status="completed", results=[Result(index=i, url=u) for i, u in enumerate(urls)]
+    )
+    assert jobs.results_arrived(job, state, Job.SUBMITTING) is True
+    assert jobs.results_arrived(job, state, Job.SUBMITTING) is False  # a duplicate delivery
+    jobs.download(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.SUCCEEDED and job.images.count() == 1
+    assert money(job)["charge"] == Decimal("0.20")

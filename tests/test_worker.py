@@ -40,3 +40,16 @@ def test_check_worker_command_fails_without_a_worker(transactional_db):
 
     with pytest.raises(CommandError, match="No worker answered"):
         call_command("check_worker", timeout=1)
+
+
+def test_a_starting_cluster_enqueues_one_recovery_pass(transactional_db):
+    from django_q.brokers import get_broker
+
+    from studio import tasks
+
+    broker = get_broker()
+    broker.purge_queue()
+    for name in ("Worker-1", "Worker-2", "Worker-3"):
+        tasks.on_worker_start(sender="django_q", proc_name=name)
+    assert broker.queue_size() == 1
+    broker.purge_queue()

@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404
 # authenticate with their own bearer key; public share pages and signed upload URLs carry
 # their own token; static files are public anyway.
 PUBLIC_PREFIXES = ("/accounts/login/", "/sim/", "/s/", "/public/", "/static/", "/healthz")
+# The largest value a (big) integer id column holds.
+MAX_ID = 2**63 - 1
 
 
 class LoginRequiredMiddleware:
@@ -28,3 +30,16 @@ def get_owned_or_404(queryset, user, **lookup):
     if not user.is_staff:
         queryset = queryset.filter(owner=user)
     return get_object_or_404(queryset, **lookup)
+
+
+def to_id(text):
+    """An object id from a query string or form value, or None when it is not one.
+
+    str.isdigit() is not enough: "²" passes it but int() refuses it, and a 30-digit number
+    overflows the database's integer; either must read as "no such id", not end in a 500.
+    """
+    text = str(text or "")
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None

@@ -9,6 +9,7 @@ import json
 from decimal import Decimal, InvalidOperation
 
 from studio import ledger, uploads
+from studio.access import to_id
 from studio.gateways import catalog, usable_gateways
 from studio.gateways.request import ImageRequest
 from studio.models import Upload
@@ -67,10 +68,10 @@ def to_int(text):
 def ratio_text(text):
     text = (text or "").strip().rstrip("%").strip()
     try:
-        value = Decimal(text)
+        # quantize() refuses "Infinity", "sNaN" and numbers too long for two decimals.
+        return f"{Decimal(text).quantize(Decimal('0.01'))}%"
     except InvalidOperation:
         return f"{text}%"
-    return f"{value.quantize(Decimal('0.01'))}%"
 
 
 class Attached:
@@ -166,7 +167,7 @@ class CreateForm:
         return form
 
     def attach_ids(self, ids, data=None):
-        wanted = [int(i) for i in ids if str(i).isdigit()]
+        wanted = [pk for pk in map(to_id, ids) if pk]
         found = {u.pk: u for u in Upload.objects.filter(owner=self.user, pk__in=wanted)}
         for pk in wanted:
             if pk in found and all(a.upload.pk != pk for a in self.attached):
@@ -343,6 +344,6 @@ def parse_boxes(text):
         if isinstance(box, list) and len(box) == 4:
             try:
                 clean.append([round(float(v)) for v in box])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # 1e999 parses as infinity
                 continue
     return clean

@@ -27,7 +27,7 @@ from studio import ledger, media
 from studio.gateways import adapter_for, catalog
 from studio.gateways.errors import ACCOUNT, LOST, REJECTED, TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest, validate
-from studio.models import Job, JobEvent, JobInput, Lease
+from studio.models import Job, JobEvent, JobInput, Lease, Share
 
 log = logging.getLogger(__name__)
 
@@ -522,12 +522,14 @@ def cancel(job):
 def hide(job, delete_files=False):
     """Take a finished job out of its owner's history; with delete_files its images go too.
 
-    Ledger rows stay whatever happens: the money was spent.
+    Ledger rows stay whatever happens: the money was spent. Its share links stop working:
+    the only place to revoke them is the job's card, which its owner no longer sees.
     """
     if job.status not in FINAL:
         return False
     with transaction.atomic():
         Job.objects.filter(pk=job.pk).update(hidden=True)
+        Share.objects.filter(job=job).update(revoked=True)
         if delete_files:
             media.delete_images(job.images.all())
     return True

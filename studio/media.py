@@ -83,10 +83,12 @@ def input_images(job):
 
 def store_incoming(job, index, b64_json):
     """Keep a base64 result on disk until it is processed, so the job row stays small."""
-    try:
-        data = base64.b64decode(b64_json, validate=False)
-    except (binascii.Error, ValueError):
-        data = b""
+    data = b""  # an empty file fails the image check later, in plain words
+    if len(b64_json) <= MAX_RESULT_BYTES * 4 // 3 + 4:
+        try:
+            data = base64.b64decode(b64_json, validate=False)
+        except (binascii.Error, ValueError):
+            pass
     return default_storage.save(f"incoming/{job.pk}/{index}.bin", ContentFile(data))
 
 

@@ -115,14 +115,25 @@ def check_facts(facts, size, offer):
     return errors, notes
 
 
+def too_big(size):
+    return f"It is {megabytes(size)}; the limit is {catalog.INPUT_MAX_BYTES // (1024 * 1024)} MB."
+
+
+def read_file(file):
+    """The bytes of an uploaded file. One over the size limit is refused (ValueError, in plain
+    words) by its size alone: Django has spooled it to disk, and it is never read into memory."""
+    if file.size is not None and file.size > catalog.INPUT_MAX_BYTES:
+        raise ValueError(too_big(file.size))
+    return file.read()
+
+
 def check_file(data, name, offer):
     """(facts, errors, warnings) for uploaded bytes checked against a gateway's offer."""
     if not data:
         return None, ["The file is empty."], []
     if len(data) > catalog.INPUT_MAX_BYTES:
         # Not even opened: the size alone rules it out.
-        return None, [f"It is {megabytes(len(data))}; the limit is "
-                      f"{catalog.INPUT_MAX_BYTES // (1024 * 1024)} MB."], []
+        return None, [too_big(len(data))], []
     facts, problem = read_facts(data)
     if facts is None:
         return None, [problem], []

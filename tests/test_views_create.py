@@ -2,6 +2,7 @@ import json
 import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from studio.gateways import catalog
@@ -193,6 +194,24 @@ def test_a_transparent_png_for_anyfast_is_kept_with_a_warning(owner_client):
     html = upload(owner_client, data, offer="anyfast/wan2.7-image").content.decode()
     assert "transparent areas" in html
     assert Upload.objects.exists()
+
+
+def test_an_oversized_upload_is_refused_by_its_size_without_being_read(owner_client, monkeypatch):
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    def read(self, *args):
+        raise AssertionError("an oversized upload was read into memory")
+
+    monkeypatch.setattr(TemporaryUploadedFile, "read", read)
+    data = image_bytes(300, 300) + b"\0" * catalog.INPUT_MAX_BYTES
+    html = upload(owner_client, data).content.decode()
+    assert "the limit is 20 MB" in html
+    assert not Upload.objects.exists()
+    html = palette(owner_client, palette_image=SimpleUploadedFile("big.png", data))
+    assert "the limit is 20 MB" in html
+    html = submit(owner_client, mode="edit", files=[SimpleUploadedFile("big.png", data)])
+    assert "big.png: It is 20.0 MB; the limit is 20 MB" in html
+    assert not Job.objects.exists()
 
 
 def test_an_upload_without_a_file(owner_client):
@@ -406,6 +425,29 @@ def test_arriving_with_an_upload_opens_an_image_mode(owner_client, owner):
 
 
 # --- access -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["remix=%C2%B2", "upload=%C2%B2", "upload=99999999999999999999999"])
+def test_odd_ids_in_the_query_string_are_ignored(owner_client, query):
+    assert owner_client.get(reverse("create") + "?" + query).status_code == 200
+
+
+@pytest.mark.parametrize("fields", [
+    {"palette_hex": "#112233", "palette_ratio": "Infinity"},
+    {"palette_hex": "#112233", "palette_ratio": "1e40"},
+    {"palette_hex": "#112233", "palette_ratio": "sNaN"},
+    {"upload": "\u00b2"},
+])
+def test_malformed_values_are_kept_as_typed_not_a_500(owner_client, fields):
+    for name in ("create_options", "create_cost", "create"):
+        assert post(owner_client, reverse(name), form_data(**fields)).status_code == 200
+
+
+def test_boxes_out_of_range_are_dropped(owner_client, owner):
+    first = make_upload(owner, 800, 600)
+    data = form_data(mode="region-edit", upload=[first.pk], **{f"boxes_{first.pk}": "[[1e999, 0, 10, 10]]"})
+    assert post(owner_client, reverse("create_options"), data).status_code == 200
+    assert "Draw at least one box" in submit(owner_client, **data)
 
 
 def test_another_users_things_are_404(client, owner, outsider, teammate):

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from studio.models import Image, LedgerEntry, Upload
+from studio.models import Image, Job, LedgerEntry, Upload
 from studio.views import gallery
 from tests.view_helpers import HX, hold, make_job
 
@@ -57,6 +57,13 @@ def test_it_pages_by_keyset_with_infinite_scroll(owner_client, owner, monkeypatc
     last = owner_client.get(reverse("gallery") + f"?before={ids[3]}", **HX)
     assert tile_ids(last) == ids[4:]
     assert b"revealed" not in last.content
+
+
+@pytest.mark.parametrize("before", ["%C2%B2", "1e3", "99999999999999999999999"])
+def test_an_odd_before_is_ignored_not_a_500(owner_client, job, before):
+    response = owner_client.get(reverse("gallery") + f"?before={before}")
+    assert response.status_code == 200
+    assert tile_ids(response) == sorted(job.images.values_list("pk", flat=True), reverse=True)
 
 
 def test_a_page_takes_the_same_queries_whatever_its_size(owner_client, owner, django_assert_num_queries):
@@ -174,6 +181,14 @@ def test_delete_removes_the_files_and_the_row_but_not_the_ledger(
     assert not any(default_storage.exists(name) for name in names)
     assert LedgerEntry.objects.filter(pk=entry.pk).exists()
     assert job.images.count() == 2
+
+
+def test_an_image_of_a_job_still_finishing_is_not_deleted(owner_client, job, image):
+    Job.objects.filter(pk=job.pk).update(status=Job.DOWNLOADING)
+    response = owner_client.post(reverse("gallery_delete", args=[image.pk]), **HX)
+    assert response.status_code == 409
+    assert b"still finishing" in response.content
+    assert Image.objects.filter(pk=image.pk).exists()
 
 
 def test_delete_without_js_redirects_to_the_gallery(owner_client, image):

@@ -134,6 +134,14 @@ def test_it_filters_by_date(owner_client, owner):
     assert card_ids(owner_client.get(reverse("jobs") + f"?until={until}")) == [old.pk]
 
 
+@pytest.mark.parametrize("query", ["since=2024-02-30", "until=2024-13-01", "before=%C2%B2", "before=1e3",
+                                   "before=99999999999999999999999"])
+def test_odd_query_values_are_ignored_not_a_500(owner_client, job, query):
+    response = owner_client.get(reverse("jobs") + "?" + query)
+    assert response.status_code == 200
+    assert card_ids(response) == [job.pk]
+
+
 def test_filters_are_in_the_url_and_searched_as_you_type(owner_client, owner):
     response = owner_client.get(reverse("jobs") + "?q=cat&status=failed")
     html = response.content.decode()
@@ -200,6 +208,13 @@ def test_poll_ignores_other_peoples_jobs(client, outsider, running):
     response = client.get(reverse("jobs_poll") + f"?id={running.pk}", **HX)
     assert f"job-{running.pk}" not in response.content.decode()
     assert '<div id="job-poller"></div>' in response.content.decode()
+
+
+@pytest.mark.parametrize("bad", ["%C2%B2", "99999999999999999999999", "-1", "x"])
+def test_poll_skips_ids_that_are_not_ids(owner_client, running, bad):
+    response = owner_client.get(reverse("jobs_poll") + f"?id={bad}&id={running.pk}", **HX)
+    assert response.status_code == 200
+    assert f'id="job-{running.pk}" hx-swap-oob' in response.content.decode()
 
 
 def test_poll_is_one_request_for_all_cards(owner_client, owner, running):
@@ -276,6 +291,16 @@ def test_delete_with_files_removes_the_images(owner_client, job, django_capture_
     assert not Image.objects.filter(job=job).exists()
     assert not any(default_storage.exists(name) for name in names)
     assert LedgerEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_delete_revokes_the_jobs_share_links(owner_client, client, owner, job):
+    # Once the card is gone its owner has nowhere to revoke the link, so deleting does it.
+    share = Share.objects.create(job=job, created_by=owner)
+    owner_client.post(reverse("job_delete", args=[job.pk]), **HX)
+    share.refresh_from_db()
+    assert share.revoked
+    client.logout()
+    assert client.get(reverse("share_page", args=[share.token])).status_code == 404
 
 
 def test_an_active_job_cannot_be_deleted(owner_client, running):

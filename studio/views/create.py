@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from studio import jobs, ledger, media, uploads
-from studio.access import get_owned_or_404
+from studio.access import get_owned_or_404, to_id
 from studio.forms import Attached, CreateForm
 from studio.gateways.request import validate
 from studio.models import Image, Job, Upload
@@ -47,8 +47,8 @@ def index(request: HttpRequest):
         return submit(request)
     form = CreateForm(request.user)
     remix = request.GET.get("remix")
-    if remix and remix.isdigit():
-        form = CreateForm.from_job(request.user, get_owned_or_404(Job.objects, request.user, pk=remix))
+    if to_id(remix):
+        form = CreateForm.from_job(request.user, get_owned_or_404(Job.objects, request.user, pk=to_id(remix)))
     form.attach_ids(request.GET.getlist("upload"))
     if remix or request.GET.getlist("upload"):
         pick_mode_for_images(form)
@@ -96,7 +96,11 @@ def take_files(request, form):
     """Files sent with the form itself (no JavaScript): stored, then checked like the rest."""
     problems = []
     for file in request.FILES.getlist("files"):
-        data = file.read()
+        try:
+            data = uploads.read_file(file)
+        except ValueError as exc:
+            problems.append(f"{file.name}: {exc}")
+            continue
         facts, errors, notes = uploads.check_file(data, file.name, form.offer)
         if errors:
             problems.append(f"{file.name}: {' '.join(errors)}")
@@ -131,7 +135,10 @@ def upload(request: HttpRequest):
     if file is None:
         return render(request, TEMPLATE + "#upload-problem",
                       {"name": "", "errors": ["Choose an image file to upload."]}, status=400)
-    data = file.read()
+    try:
+        data = uploads.read_file(file)
+    except ValueError as exc:
+        return render(request, TEMPLATE + "#upload-problem", {"name": file.name, "errors": [str(exc)]})
     facts, errors, notes = uploads.check_file(data, file.name, form.offer)
     if errors:
         return render(request, TEMPLATE + "#upload-problem", {"name": file.name, "errors": errors})
@@ -172,7 +179,7 @@ def palette(request: HttpRequest):
     file = request.FILES.get("palette_image")
     try:
         if file is not None:
-            data = file.read()
+            data = uploads.read_file(file)
         else:
             found = get_owned_or_404(Upload.objects, request.user, pk=request.POST.get("from_upload") or 0)
             with found.file.open("rb") as handle:

@@ -1,14 +1,14 @@
 """The gallery: every image of the user, the lightbox, and an image's actions."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from studio import media, uploads
-from studio.access import get_owned_or_404
+from studio.access import get_owned_or_404, to_id
 from studio.forms import Attached, CreateForm
 from studio.models import Image
 
@@ -24,8 +24,9 @@ def owned_images(user, favourites=False):
 def keyset_page(queryset, before):
     """A page newest first by id (the (owner, -id) index), whatever the gallery's size: no
     OFFSET and no COUNT, one query."""
-    if before and str(before).isdigit():
-        queryset = queryset.filter(pk__lt=int(before))
+    before = to_id(before)
+    if before:
+        queryset = queryset.filter(pk__lt=before)
     rows = list(queryset.select_related("job").order_by("-id")[:PAGE_SIZE + 1])
     return rows[:PAGE_SIZE], (rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None)
 
@@ -99,6 +100,10 @@ def reference(request: HttpRequest, pk: int):
 def delete(request: HttpRequest, pk: int):
     """GET asks for confirmation (without JS); POST deletes the files and the row."""
     image = get_owned_or_404(Image.objects.select_related("job"), request.user, pk=pk)
+    if image.job.is_active:
+        # Charges count the images stored when the job ends: wait for it.
+        message = "This image's job is still finishing; delete the image once it is done."
+        return HttpResponse(message, status=409)
     if request.method == "GET":
         return render(request, "gallery/delete.html", {"image": image})
     media.delete_images([image])

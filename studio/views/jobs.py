@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from studio import jobs
-from studio.access import get_owned_or_404
+from studio.access import get_owned_or_404, to_id
 from studio.gateways import catalog
 from studio.models import Job
 
@@ -35,7 +35,7 @@ def filtered(user, params):
             found = found.filter(**{name: params[name]})
     if params.get("q"):
         found = found.filter(prompt__icontains=params["q"].strip())
-    since, until = parse_date(params.get("since") or ""), parse_date(params.get("until") or "")
+    since, until = date_param(params.get("since")), date_param(params.get("until"))
     if since:
         found = found.filter(created__date__gte=since)
     if until:
@@ -43,10 +43,18 @@ def filtered(user, params):
     return found
 
 
+def date_param(text):
+    try:
+        return parse_date(text or "")
+    except ValueError:
+        return None  # well formed but no such day (2024-02-30): no filter rather than a 500
+
+
 def keyset_page(queryset, before):
     """One page newest first, and the id to continue from (None at the end)."""
-    if before and str(before).isdigit():
-        queryset = queryset.filter(pk__lt=int(before))
+    before = to_id(before)
+    if before:
+        queryset = queryset.filter(pk__lt=before)
     rows = list(queryset.order_by("-id")[:PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
@@ -93,7 +101,7 @@ def card(request: HttpRequest, pk: int):
 def poll(request: HttpRequest):
     """One request for every active card on the page: each comes back as an out-of-band swap,
     and the poller comes back only while one of them is still active."""
-    ids = [int(i) for i in request.GET.getlist("id") if i.isdigit()][:100]
+    ids = [pk for pk in map(to_id, request.GET.getlist("id")) if pk][:100]
     found = Job.objects.filter(owner=request.user, pk__in=ids).prefetch_related("images", "shares")
     found = list(found.order_by("-id"))
     still_active = [job.pk for job in found if job.is_active]

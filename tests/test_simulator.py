@@ -431,6 +431,8 @@ REJECTED = [
     ("anyfast", {"model": "wan2.7-image", "prompt": "x", "image": "data:image/png;base64,!!!"}, "image"),
     ("anyfast", {"model": "doubao-seedream-4-5-251128", "prompt": "x", "n": 2}, "n"),
     ("anyfast", {"model": "doubao-seedream-4-5-251128", "prompt": "x", "seed": 1}, "seed"),
+    # seed 001 offers 1K, 2K and 4K only; the upstream model's W×H sizes are not anyfast's contract
+    ("anyfast", {"model": "doubao-seedream-4-5-251128", "prompt": "x", "size": "2048x2048"}, "size"),
     (
         "anyfast",
         {

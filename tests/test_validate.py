@@ -51,6 +51,12 @@ def test_it_accepts_input_image_objects():
     assert errors_for(req(mode="edit"), [picture]) == {}
 
 
+def test_it_reads_the_byte_size_as_media_input_meta_names_it():
+    assert errors_for(req(mode="edit"), [image(bytes=21 * 1024 * 1024)]) == {
+        "images": ["Image 1 is 21.0 MB; the limit is 20 MB."]
+    }
+
+
 # --- Gateway, model, mode ---------------------------------------------------------------------
 
 

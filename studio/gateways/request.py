@@ -80,8 +80,9 @@ HUNDRED = Decimal("100.00")
 def validate(request, inputs):
     """Check a request against its gateway's documented limits.
 
-    `inputs` are InputImage objects or dicts with width, height, mime (and optionally size in
-    bytes). Returns {field: [messages]}; {} means valid. Field names are the create form's.
+    `inputs` are InputImage objects or dicts with width, height, mime (and optionally the byte
+    size, as size or bytes). Returns {field: [messages]}; {} means valid. Field names are the
+    create form's.
     """
     errors = {}
 
@@ -135,7 +136,8 @@ def image_facts(found):
         "width": found.get("width"),
         "height": found.get("height"),
         "mime": found.get("mime", ""),
-        "size": found.get("size") or len(found.get("data") or b""),
+        # media.input_meta() names the byte size "bytes"
+        "size": found.get("size") or found.get("bytes") or len(found.get("data") or b""),
     }
 
 

@@ -20,6 +20,9 @@ from studio.settings import *  # noqa: E402,F403
 from studio.settings import DATABASES, Q_CLUSTER  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The live server's threads outlive the tests that used them (pooled keep-alive connections);
+# persistent database connections in them would stop PostgreSQL dropping the test database.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 Q_CLUSTER["workers"] = 2
 Q_CLUSTER["poll"] = 0.1
 Q_CLUSTER["guard_cycle"] = 0.2

@@ -372,14 +372,20 @@ def drop_lease(name):
     Lease.objects.filter(name=name, holder=worker_id()).update(expires=timezone.now() - timedelta(seconds=1))
 
 
+def poller_is_alive():
+    """Whether a poll loop holds the lease and its worker still runs."""
+    holder = (
+        Lease.objects.filter(name=POLL_LEASE, expires__gte=timezone.now())
+        .values_list("holder", flat=True)
+        .first()
+    )
+    return bool(holder) and not worker_is_dead(holder)
+
+
 def ensure_poller():
     """Start the poll loop unless a live one is already running."""
-    holder = Lease.objects.filter(name=POLL_LEASE, expires__gte=timezone.now()).values_list(
-        "holder", flat=True
-    )
-    if holder and not worker_is_dead(holder[0]):
-        return
-    async_task("studio.tasks.poll_loop", task_name="poll-loop")
+    if not poller_is_alive():
+        async_task("studio.tasks.poll_loop", task_name="poll-loop")
 
 
 def poll_loop():
@@ -580,8 +586,7 @@ def recover():
     Job.objects.filter(status=RUNNING, next_poll__isnull=True).update(next_poll=now)
     # A poller killed mid-poll_once leaves the jobs it claimed 60 s ahead; with no live poller
     # they are due now (an extra status poll is harmless).
-    holder = Lease.objects.filter(name=POLL_LEASE, expires__gte=now).values_list("holder", flat=True).first()
-    if holder is None or worker_is_dead(holder):
+    if not poller_is_alive():
         Job.objects.filter(status=RUNNING, next_poll__gt=now).update(next_poll=now)
     # With the Redis broker a queued task can be lost with its worker: submit again (guarded).
     for job_id in Job.objects.filter(

@@ -7,37 +7,18 @@ deep/first ratio of each method: keyset should stay near 1×, OFFSET grows with 
     .venv/bin/python bench/gallery_pages.py
 """
 
-import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _throwaway_django import setup_django
+
 IMAGES = 20_000
 OTHER_IMAGES = 2_000
 PER_JOB = 4
 PAGE_SIZE = 60
 DEEP_PAGE = 300
 RUNS = 30
-
-
-def setup_django(var_dir):
-    os.environ.update(
-        STUDIO_VAR_DIR=var_dir,
-        DATABASE_URL=f"sqlite:///{var_dir}/bench.sqlite3",
-        MEDIA_ROOT=f"{var_dir}/media",
-        DJANGO_SETTINGS_MODULE="studio.settings",
-        STUDIO_LOG_LEVEL="WARNING",
-    )
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def fill(user, count):

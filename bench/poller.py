@@ -14,38 +14,26 @@ Prints seconds per sweep and the speed-up.
 import logging
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _throwaway_django import setup_django
+
 JOBS = 200
 ROUND_TRIPS_MS = (0, 50)
 
 
-def setup_django(var_dir):
-    os.environ.update(
-        STUDIO_VAR_DIR=var_dir,
-        DATABASE_URL=f"sqlite:///{var_dir}/bench.sqlite3",
-        MEDIA_ROOT=f"{var_dir}/media",
-        DJANGO_SETTINGS_MODULE="studio.settings",
-        STUDIO_LOG_LEVEL="WARNING",
+def setup_django_for_poller(var_dir):
+    for key in ("APIMART",):  # a real key in the environment would send the bench upstream
+        os.environ.pop(f"STUDIO_{key}_API_KEY", None)
+    os.makedirs(f"{var_dir}/staticfiles")  # whitenoise warns when STATIC_ROOT is missing
+    setup_django(
+        var_dir,
         STUDIO_SIMULATOR="1",
         STUDIO_SIMULATOR_LATENCY="3600",  # every task stays running for the whole bench
         STUDIO_DEFAULT_MONTHLY_BUDGET="",
     )
-    for key in ("APIMART",):  # a real key in the environment would send the bench upstream
-        os.environ.pop(f"STUDIO_{key}_API_KEY", None)
-    os.makedirs(f"{var_dir}/staticfiles")  # whitenoise warns when STATIC_ROOT is missing
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     logging.getLogger("django.server").setLevel(logging.ERROR)
 
 
@@ -122,7 +110,7 @@ def timed(sweep):
 
 def main():
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as var_dir:
-        setup_django(var_dir)
+        setup_django_for_poller(var_dir)
         from django.conf import settings
 
         round_trip = multiprocessing.Value("d", 0.0)

@@ -1,37 +1,36 @@
+from django import forms
 from django.contrib import admin
 
+from studio import ledger
 from studio.models import Budget, Image, Job, JobEvent, JobInput, LedgerEntry, Price, Share, Upload
 
 
-class JobEventInline(admin.TabularInline):
+class HistoryInline(admin.TabularInline):
+    """A job's own records, shown as they are: they are written by jobs.py and ledger.py only."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class JobEventInline(HistoryInline):
     model = JobEvent
-    extra = 0
-    can_delete = False
-    readonly_fields = ["at", "old_status", "new_status", "note"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
+    fields = ["at", "old_status", "new_status", "note"]
 
 
-class JobInputInline(admin.TabularInline):
+class JobInputInline(HistoryInline):
     model = JobInput
-    extra = 0
-    can_delete = False
-    readonly_fields = ["upload", "position", "boxes"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
+    fields = ["upload", "position", "boxes"]
 
 
-class LedgerInline(admin.TabularInline):
+class LedgerInline(HistoryInline):
     model = LedgerEntry
-    extra = 0
-    can_delete = False
-    readonly_fields = ["created", "kind", "amount", "images", "note"]
-    fields = readonly_fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
+    fields = ["created", "kind", "amount", "images", "note", "recorded_by"]
 
 
 @admin.register(Job)
@@ -60,23 +59,46 @@ class UploadAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Upload._meta.fields]
 
 
+class AdjustmentForm(forms.ModelForm):
+    """A new ledger row in the admin is always an adjustment, and it needs a reason."""
+
+    note = forms.CharField(
+        label="Reason", max_length=200, help_text="Why the spend is corrected; kept on record."
+    )
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["user", "amount", "note"]
+
+
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
-    list_display = ["id", "created", "user", "job", "kind", "amount", "images", "note"]
+    list_display = ["id", "created", "user", "job", "kind", "amount", "images", "note", "recorded_by"]
     list_filter = ["kind"]
     search_fields = ["user__username", "note"]
 
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = AdjustmentForm
+        return super().get_form(request, obj, **kwargs)
+
     def get_readonly_fields(self, request, obj=None):
-        # Append-only: existing rows are never edited; admins add `adjustment` rows instead.
+        # Append-only: existing rows are never edited; admins add adjustment rows instead.
         if obj is not None:
             return [f.name for f in LedgerEntry._meta.fields]
-        return ["job", "images"]
+        return []
 
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-        if obj is None and "kind" in form.base_fields:
-            form.base_fields["kind"].choices = [(LedgerEntry.ADJUSTMENT, "Adjustment")]
-        return form
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["user", "amount", "note"]
+        return super().get_fields(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # every field is read-only; nothing to save
+        entry = ledger.adjust(obj.user, obj.amount, form.cleaned_data["note"], request.user)
+        obj.pk = entry.pk
+        obj.refresh_from_db()
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -8,10 +8,12 @@ the catalog's Offer and ModeLimits for the chosen gateway, model and mode.
 import json
 from decimal import Decimal, InvalidOperation
 
-from studio import ledger, uploads
+from django import forms
+
+from studio import ledger, media
 from studio.access import to_id
 from studio.gateways import catalog, usable_gateways
-from studio.gateways.request import ImageRequest
+from studio.gateways.request import ImageRequest, validate
 from studio.models import Upload
 
 TRI_STATE = ("watermark", "thinking_mode", "safety_checker", "prompt_expansion")
@@ -39,20 +41,16 @@ class Choice:
         self.price = price
         self.value = f"{found.gateway}/{found.model}"
 
-    @property
-    def label(self):
-        price = f"{ledger.yuan(self.price)} an image" if self.price is not None else "price not set"
-        return f"{self.offer.display_name} · {price}"
 
-
-def offer_choices():
+def offer_choices(prices):
     """[(gateway display name, [Choice, ...]), ...] for gateways usable now."""
-    groups = []
-    for key in usable_gateways():
-        offers = catalog.offers_for(key)
-        choices = [Choice(found, ledger.unit_price(found.gateway, found.model)) for found in offers]
-        groups.append((catalog.GATEWAYS[key].display_name, choices))
-    return groups
+    return [
+        (
+            catalog.GATEWAYS[key].display_name,
+            [Choice(found, prices.get((found.gateway, found.model))) for found in catalog.offers_for(key)],
+        )
+        for key in usable_gateways()
+    ]
 
 
 def to_int(text):
@@ -88,12 +86,79 @@ class Attached:
         return json.dumps(self.boxes)
 
 
+# --- parsing: a Django form ------------------------------------------------------------------
+
+
+class ListField(forms.Field):
+    """Every value of a repeated field (palette_hex, palette_ratio, upload), as typed."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        return [str(item) for item in value or []]
+
+
+class WholeNumberField(forms.CharField):
+    """A whole number, or the text as typed when it is not one: validate() words the problem
+    next to its field, so the form never refuses a value itself."""
+
+    def to_python(self, value):
+        return to_int(super().to_python(value))
+
+
+class TriStateField(forms.CharField):
+    """An option left to the gateway ("") or set on ("on") or off ("off"); anything else is kept
+    as typed, and validate() refuses it rather than the form ignoring it."""
+
+
+class CreateFields(forms.Form):
+    """What the create form posts, parsed and cleaned. Nothing here judges a value against a
+    gateway's rules: that is validate()'s, so every problem is worded in one place."""
+
+    offer = forms.CharField(required=False)
+    mode = forms.CharField(required=False)
+    prompt = forms.CharField(required=False, strip=False)
+    negative_prompt = forms.CharField(required=False, strip=False)
+    n = WholeNumberField(required=False)
+    size_kind = forms.CharField(required=False)
+    size_tier = forms.CharField(required=False, strip=False)
+    aspect = forms.CharField(required=False, strip=False)
+    width = WholeNumberField(required=False)
+    height = WholeNumberField(required=False)
+    seed = WholeNumberField(required=False)
+    seed_lock = forms.BooleanField(required=False)
+    watermark = TriStateField(required=False)
+    thinking_mode = TriStateField(required=False)
+    safety_checker = TriStateField(required=False)
+    prompt_expansion = TriStateField(required=False)
+    palette_hex = ListField(required=False)
+    palette_ratio = ListField(required=False)
+    upload = ListField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        data["gateway"], _, data["model"] = (data.get("offer") or "").partition("/")
+        data["palette"] = [
+            {"hex": colour.upper(), "ratio": ratio_text(ratio)}
+            for colour, ratio in zip(data["palette_hex"], data["palette_ratio"], strict=False)
+        ]
+        data["upload_ids"] = [pk for pk in map(to_id, data["upload"]) if pk]
+        # The drawing widget posts one hidden boxes_<upload id> field per attached image.
+        data["boxes"] = {pk: parse_boxes(self.data.get(f"boxes_{pk}")) for pk in data["upload_ids"]}
+        return data
+
+
+# --- presenting: what the create page shows ----------------------------------------------------
+
+
 class CreateForm:
-    """The create form's values; `errors` maps field → messages (validate()'s field names)."""
+    """The create form's values as the page shows them; `errors` maps field → messages
+    (validate()'s field names). Built from a POST (CreateFields), a job (remix) or nothing."""
 
     def __init__(self, user):
         self.user = user
-        self.groups = offer_choices()
+        self.prices = ledger.price_table()  # one query for every offer on the page
+        self.groups = offer_choices(self.prices)
         # Start on the first model with a price: one without cannot be used until an admin sets it.
         choices = [choice for _, group in self.groups for choice in group]
         priced = [choice for choice in choices if choice.price is not None]
@@ -115,64 +180,68 @@ class CreateForm:
         self.palette = []
         self.attached = []
         self.errors = {}
+        self.asked = {}
         self.fit_to_offer()
 
     # --- reading ---------------------------------------------------------------------------
 
     @classmethod
     def from_post(cls, user, data):
+        fields = CreateFields(data)
+        fields.is_valid()  # never False: every field is optional and kept as typed
+        values = fields.cleaned_data
         form = cls(user)
-        gateway, _, model = (data.get("offer") or "").partition("/")
-        if gateway:
-            form.gateway, form.model = gateway, model
-        form.mode = data.get("mode") or form.mode
-        form.prompt = data.get("prompt", "")
-        form.negative_prompt = data.get("negative_prompt", "")
-        form.n = to_int(data.get("n")) or 1
-        form.size_kind = "exact" if data.get("size_kind") == "exact" else "tier"
-        form.size_tier = data.get("size_tier", "")
-        form.aspect = data.get("aspect", "")
-        form.width = to_int(data.get("width"))
-        form.height = to_int(data.get("height"))
-        form.seed = to_int(data.get("seed"))
-        form.seed_lock = bool(data.get("seed_lock"))
+        if values["gateway"]:
+            form.gateway, form.model = values["gateway"], values["model"]
+        form.mode = values["mode"] or form.mode
+        form.prompt = values["prompt"]
+        form.negative_prompt = values["negative_prompt"]
+        form.n = 1 if values["n"] is None else values["n"]  # 0 or -3 stay, for validate() to refuse
+        form.size_kind = "exact" if values["size_kind"] == "exact" else "tier"
+        form.size_tier = values["size_tier"]
+        form.aspect = values["aspect"]
+        form.width, form.height, form.seed = values["width"], values["height"], values["seed"]
+        form.seed_lock = values["seed_lock"]
         for name in TRI_STATE:
-            form.options[name] = data.get(name, "") if data.get(name, "") in ("on", "off") else ""
-        colours, ratios = data.getlist("palette_hex"), data.getlist("palette_ratio")
-        form.palette = [{"hex": colour.upper(), "ratio": ratio_text(ratio)}
-                        for colour, ratio in zip(colours, ratios, strict=False)]
-        form.attach_ids(data.getlist("upload"), data)
+            form.options[name] = values[name]
+        form.palette = values["palette"]
+        form.attach_ids(values["upload_ids"], values["boxes"])
+        asked = {"gateway": form.gateway, "model": form.model, "mode": form.mode}
         form.fit_to_offer()
+        # What was asked for but is not on offer is sent to validate() as asked, so it is refused
+        # next to its field rather than silently swapped for something else (that may cost more).
+        form.asked = {key: value for key, value in asked.items() if value != getattr(form, key)}
         return form
 
     @classmethod
     def from_job(cls, user, job):
         """The form as it was for `job` (remix)."""
         form = cls(user)
-        request = ImageRequest.from_dict(job.request)
-        form.gateway, form.model, form.mode = request.gateway, request.model, request.mode
-        form.prompt, form.negative_prompt = request.prompt, request.negative_prompt or ""
-        form.n = request.n
-        form.size_tier, form.aspect = request.size_tier or "", request.aspect or ""
-        form.width, form.height = request.width, request.height
-        form.size_kind = "exact" if request.width else "tier"
-        form.seed = request.seed
-        form.seed_lock = request.seed is not None
+        earlier = ImageRequest.from_dict(job.request)
+        form.gateway, form.model, form.mode = earlier.gateway, earlier.model, earlier.mode
+        form.prompt, form.negative_prompt = earlier.prompt, earlier.negative_prompt or ""
+        form.n = earlier.n
+        form.size_tier, form.aspect = earlier.size_tier or "", earlier.aspect or ""
+        form.width, form.height = earlier.width, earlier.height
+        form.size_kind = "exact" if earlier.width else "tier"
+        # A seed the portal picked is not the person's choice: a remix picks a new one.
+        form.seed = None if job.request.get("seed_picked") else earlier.seed
+        form.seed_lock = form.seed is not None
         for name in TRI_STATE:
-            value = getattr(request, name)
+            value = getattr(earlier, name)
             form.options[name] = "" if value is None else ("on" if value else "off")
-        form.palette = list(request.palette or [])
+        form.palette = list(earlier.palette or [])
         form.attached = [Attached(i.upload, i.boxes) for i in job.inputs.select_related("upload")]
         form.fit_to_offer()
         return form
 
-    def attach_ids(self, ids, data=None):
+    def attach_ids(self, ids, boxes=None):
+        """Attach the user's own uploads by id (others' ids are ignored), with their boxes."""
         wanted = [pk for pk in map(to_id, ids) if pk]
         found = {u.pk: u for u in Upload.objects.filter(owner=self.user, pk__in=wanted)}
         for pk in wanted:
             if pk in found and all(a.upload.pk != pk for a in self.attached):
-                boxes = parse_boxes(data.get(f"boxes_{pk}") if data else "")
-                self.attached.append(Attached(found[pk], boxes))
+                self.attached.append(Attached(found[pk], (boxes or {}).get(pk, [])))
 
     def fit_to_offer(self):
         """Keep the choice inside what the catalog offers (e.g. a mode the new model lacks)."""
@@ -201,7 +270,7 @@ class CreateForm:
 
     @property
     def price(self):
-        return ledger.unit_price(self.gateway, self.model) if self.offer else None
+        return self.prices.get((self.gateway, self.model)) if self.offer else None
 
     def supports(self, option):
         return bool(self.limits) and option in self.limits.options
@@ -209,7 +278,7 @@ class CreateForm:
     @property
     def modes(self):
         found = self.offer
-        return [(limits.mode, dict(MODE_TABS)[limits.mode]) for limits in found.modes] if found else []
+        return [(limits.mode, catalog.MODES[limits.mode].title) for limits in found.modes] if found else []
 
     @property
     def supports_negative(self):
@@ -225,7 +294,7 @@ class CreateForm:
 
     @property
     def mode_hint(self):
-        return MODE_HINTS.get(self.mode, "")
+        return catalog.MODES[self.mode].hint if self.mode in catalog.MODES else ""
 
     @property
     def other_errors(self):
@@ -240,8 +309,24 @@ class CreateForm:
         return self.mode == catalog.REGION_EDIT
 
     @property
-    def seed_max(self):
-        return catalog.SEED_MAX
+    def count_problem(self):
+        """Why the number of images can't be made, in validate()'s words ("" when it can)."""
+        inputs = [media.input_meta(upload) for upload in self.uploads]
+        return " ".join(validate(self.image_request(), inputs).get("n", []))
+
+    @property
+    def rules(self):
+        """The catalog's fixed limits the page states or the JS enforces, never typed again."""
+        return {
+            "seed_max": catalog.SEED_MAX,
+            "boxes_max": catalog.BOXES_PER_IMAGE,
+            "palette_min": catalog.PALETTE_MIN_COLOURS,
+            "palette_max": catalog.PALETTE_MAX_COLOURS,
+            "formats": media.FORMAT_NAMES,
+            "megabytes": catalog.INPUT_MAX_BYTES // (1024 * 1024),
+            "min_side": catalog.INPUT_MIN_SIDE,
+            "max_side": catalog.INPUT_MAX_SIDE,
+        }
 
     @property
     def takes_images(self):
@@ -262,7 +347,7 @@ class CreateForm:
     @property
     def pixel_size(self):
         try:
-            return self.to_request().pixel_size()
+            return self.image_request().pixel_size()
         except (KeyError, ValueError, TypeError):
             return None
 
@@ -272,15 +357,15 @@ class CreateForm:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def to_request(self):
+    def image_request(self):
         exact = self.size_kind == "exact" and self.limits is not None and self.limits.exact_size
         boxes = None
         if self.supports(catalog.BOXES):
             boxes = [a.boxes for a in self.attached]
         return ImageRequest(
-            gateway=self.gateway,
-            model=self.model,
-            mode=self.mode,
+            gateway=self.asked.get("gateway", self.gateway),
+            model=self.asked.get("model", self.model),
+            mode=self.asked.get("mode", self.mode),
             prompt=self.prompt,
             negative_prompt=self.negative_prompt if self.supports(catalog.NEGATIVE_PROMPT) else "",
             n=self.n,
@@ -298,37 +383,59 @@ class CreateForm:
     def uploads(self):
         return [a.upload for a in self.attached]
 
+    @property
+    def boxes(self):
+        return [a.boxes for a in self.attached]
+
+    def take_files(self, files):
+        """Store files sent with the form itself (no JavaScript) and attach them; returns the
+        problems of those that could not be used, one line per file."""
+        problems = []
+        for file in files:
+            try:
+                upload, notes = media.take_upload(self.user, file, self.offer)
+            except media.UploadRefused as refused:
+                problems.append(f"{file.name}: {' '.join(refused.messages)}")
+                continue
+            self.attached.append(Attached(upload, warnings=notes))
+        return problems
+
+    def balance_palette(self):
+        """Shares rounded to two decimals that add up to exactly 100.00%, in proportion to what
+        was typed (equal shares when nothing usable was)."""
+        weights = []
+        for entry in self.palette:
+            try:
+                weights.append(max(Decimal(0), Decimal(entry["ratio"].rstrip("%"))))
+            except (InvalidOperation, ValueError):
+                weights.append(Decimal(0))
+        if not weights:
+            return
+        if not all(weight.is_finite() for weight in weights) or sum(weights) <= 0:
+            weights = [Decimal(1)] * len(weights)
+        shares = media.percentages(weights)
+        self.palette = [{"hex": entry["hex"], "ratio": f"{share}%"} for entry, share in zip(
+            self.palette, shares, strict=True)]
+
     def check_uploads(self):
-        """Re-check every attached upload against the gateway chosen now; errors by file."""
+        """Re-check every attached upload against the gateway chosen now; marks each with its
+        errors and returns the line for the form's banner when any has one."""
         for item in self.attached:
-            item.errors, item.warnings = uploads.check_upload(item.upload, self.offer)
-        return any(item.errors for item in self.attached)
+            item.errors, item.warnings = media.check_upload(item.upload, self.offer)
+        if any(item.errors for item in self.attached):
+            return ["Remove or replace the images marked below."]
+        return []
 
 
-MODE_HINTS = {
-    catalog.TEXT_TO_IMAGE: "Describe the picture you want.",
-    catalog.EDIT: "Add one image and describe the change you want.",
-    catalog.REFERENCE: "Add two or more images and refer to them as “image 1”, “image 2” in the prompt.",
-    catalog.REGION_EDIT: "Add images, then drag on them to box the areas to change (up to two boxes each).",
-    catalog.STORYBOARD: "A coherent series of images; the model decides how many, up to the number you set.",
-}
 # Fields the form shows errors next to; anything else goes in the banner at the top.
 SHOWN_FIELDS = {
     "gateway", "model", "mode", "prompt", "negative_prompt", "n", "size", "seed", "palette", "boxes",
     "images", *TRI_STATE,
 }
 
-MODE_TABS = [
-    (catalog.TEXT_TO_IMAGE, "Text to image"),
-    (catalog.EDIT, "Edit an image"),
-    (catalog.REFERENCE, "Combine references"),
-    (catalog.REGION_EDIT, "Region edit"),
-    (catalog.STORYBOARD, "Storyboard"),
-]
-
-
 def tri_value(text):
-    return {"on": True, "off": False}.get(text)
+    """True, False, None (left to the gateway), or the text as typed for validate() to refuse."""
+    return {"on": True, "off": False, "": None}.get(text, text)
 
 
 def parse_boxes(text):

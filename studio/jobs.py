@@ -10,15 +10,14 @@ No transaction or lock is held across a gateway HTTP call.
 """
 
 import logging
-import os
 import random
-import socket
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -27,7 +26,8 @@ from studio import ledger, media
 from studio.gateways import adapter_for, catalog
 from studio.gateways.errors import ACCOUNT, LOST, REJECTED, TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest, validate
-from studio.models import Job, JobEvent, JobInput, Lease, Share
+from studio.models import Job, JobEvent, JobInput, Share
+from studio.workers import POLL_LEASE, drop_lease, poller_is_alive, take_lease, worker_id, worker_is_dead
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,13 @@ TRANSITIONS = {
 }
 FINAL = {SUCCEEDED, PARTIAL, FAILED, CANCELLED}
 
-MAY_HAVE_RUN = "The gateway did not answer; it may still have run. Check before submitting again."
+MAY_HAVE_RUN = (
+    "The gateway did not answer. It may have made these images and billed up to {amount}; "
+    "an admin has been asked to check."
+)
 REVIEW_MAY_HAVE_RUN = "submit may have reached the gateway"
-REVIEW_CANCELLED = "cancelled after submission (the gateway may still bill it)"
 REVIEW_STALE_SUBMIT = "worker stopped while submitting"
-
-
-def setting(name, default):
-    return getattr(settings, name, default)
-
-
-def worker_id():
-    return f"{socket.gethostname()}:{os.getpid()}"
+REVIEW_UNEXPECTED = "unexpected error while submitting"
 
 
 class JobRejected(Exception):
@@ -78,7 +73,9 @@ def transition(job, new_status, note="", **fields):
     Returns False (and changes nothing) when someone else moved it first.
     """
     old_status = job.status
-    if new_status not in TRANSITIONS[old_status]:
+    # Staying put records a flag on a job still under way (the person stopped waiting).
+    stays = new_status == old_status and old_status not in FINAL
+    if new_status not in TRANSITIONS[old_status] and not stays:
         raise ValueError(f"job {job.pk}: {old_status} → {new_status} is not an allowed move")
     now = timezone.now()
     fields.setdefault("updated", now)
@@ -104,45 +101,89 @@ def finish(job, new_status, note="", **fields):
     return True
 
 
-def fail(job, error_class, message, review_reason=""):
-    fields = {"error_class": error_class, "error_message": message}
-    if review_reason:
-        fields.update(needs_review=True, review_reason=review_reason)
-    return finish(job, FAILED, note=message, **fields)
+def fail(job, error_class, message):
+    return finish(job, FAILED, note=message, error_class=error_class, error_message=message)
+
+
+def fail_unconfirmed(job, review_reason):
+    """The submit may have reached the gateway, which would then bill it: the job fails, and its
+    hold stays on record as unconfirmed (counted against the budget) until an admin resolves it
+    (resolve_unconfirmed) from the gateway's own records. Never resubmitted on our own."""
+    message = MAY_HAVE_RUN.format(amount=ledger.yuan(job.hold_amount))
+    return transition(
+        job, FAILED, note=review_reason, error_class=TRANSIENT, error_message=message,
+        needs_review=True, review_reason=review_reason,
+    )
+
+
+def resolve_unconfirmed(job, images, staff, note):
+    """An admin's answer for an unanswered submit: the gateway billed `images` images (0: it
+    billed nothing). Settles the hold with both rows naming the staff member and the note."""
+    note = (note or "").strip()
+    if not note:
+        raise ValueError("Say how you checked (the gateway's billing page, a support answer…).")
+    if isinstance(images, bool) or not isinstance(images, int) or not 0 <= images <= job.n_requested:
+        raise ValueError(f"The gateway can have billed 0 to {job.n_requested} images for this job.")
+    if not job.needs_review or job.status != FAILED:
+        raise ValueError("This job has no unconfirmed charge to resolve.")
+    with transaction.atomic():
+        if not ledger.settle(job, images, recorded_by=staff, note=note):
+            raise ValueError("This job's charge was already resolved.")
+        outcome = f"billed {images} image(s)" if images else "not billed"
+        Job.objects.filter(pk=job.pk).update(needs_review=False, review_reason=f"resolved: {outcome}"[:200])
+        JobEvent.objects.create(
+            job=job, old_status=job.status, new_status=job.status,
+            note=f"resolved by {staff.get_username()}: {outcome}; {note}"[:2000],
+        )
+    job.refresh_from_db()
+    return True
 
 
 # --- creating ------------------------------------------------------------------------------
 
 
-def create_job(user, request, uploads=(), boxes=None):
-    """Validate, then write the job, its inputs and its hold in one transaction; the submit
-    task is queued only once that transaction has committed."""
+def create_job(user, image_request, uploads=(), boxes=None, upload_problems=()):
+    """Validate everything at once, then write the job, its inputs and its hold in one
+    transaction; the submit task is queued only once that transaction has committed.
+
+    `upload_problems` are what went wrong with files sent along (unreadable, too big…): they
+    are reported with every other problem in one JobRejected, field -> messages.
+    """
     uploads = list(uploads)
-    errors = validate(request, [media.input_meta(upload) for upload in uploads])
-    found = catalog.offer(request.gateway, request.model)
-    price = ledger.unit_price(request.gateway, request.model) if found else None
-    if found and price is None:
+    errors = validate(image_request, [media.input_meta(upload) for upload in uploads])
+    if upload_problems:
+        errors.setdefault("images", [])[:0] = list(upload_problems)
+    found = catalog.offer(image_request.gateway, image_request.model)
+    cost = ledger.quote(user, image_request.gateway, image_request.model, image_request.n)
+    if found and cost.price is None:
         errors.setdefault("model", []).append(
-            f"No price is set for {found.display_name} on {request.gateway}; ask an admin to set one."
+            f"No price is set for {found.display_name} on {image_request.gateway}; ask an admin to set one."
         )
     if errors:
         raise JobRejected(errors)
 
-    boxes = boxes or request.boxes or []
+    recorded = image_request.to_dict()
+    limits = found.limits(image_request.mode)
+    if image_request.seed is None and catalog.SEED in limits.options:
+        # Left empty: the portal picks the seed and sends it, so every image's seed is known
+        # and "Use this seed" can make it again. Remix picks a new one (seed_picked).
+        recorded["seed"] = secrets.randbelow(catalog.SEED_MAX + 1)
+        recorded["seed_picked"] = True
+    boxes = boxes or image_request.boxes or []
     now = timezone.now()
     try:
         with transaction.atomic():
             job = Job.objects.create(
                 owner=user,
-                gateway=request.gateway,
-                model=request.model,
-                mode=request.mode,
-                prompt=request.prompt,
-                request=request.to_dict(),
-                n_requested=request.n,
-                unit_price=price,
-                hold_amount=price * request.n,
-                deadline=now + timedelta(seconds=setting("STUDIO_JOB_DEADLINE", 900)),
+                gateway=image_request.gateway,
+                model=image_request.model,
+                mode=image_request.mode,
+                prompt=image_request.prompt,
+                request=recorded,
+                n_requested=image_request.n,
+                unit_price=cost.price,
+                hold_amount=cost.total,
+                deadline=now + timedelta(seconds=settings.STUDIO_JOB_DEADLINE),
             )
             for position, upload in enumerate(uploads):
                 JobInput.objects.create(
@@ -165,9 +206,14 @@ def enqueue_submit(job_id):
 
 def retry(job):
     """A new job with the same inputs; the old one stays as it was."""
-    request = ImageRequest.from_dict(job.request)
+    image_request = ImageRequest.from_dict(job.request)
+    if job.request.get("seed_picked"):
+        image_request.seed = None  # the portal's pick, not the person's: pick afresh
+    if job.status == PARTIAL:
+        # Only what did not arrive: the images that did are paid for and kept.
+        image_request.n = max(1, job.n_requested - job.images.count())
     inputs = list(job.inputs.select_related("upload"))
-    return create_job(job.owner, request, [i.upload for i in inputs], [i.boxes for i in inputs])
+    return create_job(job.owner, image_request, [i.upload for i in inputs], [i.boxes for i in inputs])
 
 
 # --- submitting ----------------------------------------------------------------------------
@@ -185,7 +231,7 @@ def submit(job_id):
         fail(job, TRANSIENT, "The gateway could not take the job before its deadline.")
         return
     try:
-        request = ImageRequest.from_dict(job.request)
+        image_request = ImageRequest.from_dict(job.request)
         inputs = media.input_images(job)
     except OSError:
         log.exception("job %s: input images could not be read", job.pk)
@@ -194,17 +240,21 @@ def submit(job_id):
     adapter = adapter_for(job.gateway)
 
     # Committed before the HTTP call: from here on a crash leaves a visible `submitting` job.
-    if not transition(job, SUBMITTING, attempts=F("attempts") + 1, submitted=now, claimed_by=worker_id()):
+    # A retry's "Retrying: …" is cleared as it goes out: it is no longer what is happening.
+    if not transition(
+        job, SUBMITTING, attempts=F("attempts") + 1, submitted=now, claimed_by=worker_id(),
+        error_class="", error_message="",
+    ):
         return
     try:
-        state = adapter.submit(request, inputs)
+        state = adapter.submit(image_request, inputs)
     except GatewayError as error:
         submit_failed(job, error)
         return
     except Exception:
         # A bug of ours, not the gateway's: it may have sent the request, so treat it as unknown.
         log.exception("job %s: unexpected error while submitting", job.pk)
-        fail(job, TRANSIENT, MAY_HAVE_RUN, review_reason="unexpected error while submitting")
+        fail_unconfirmed(job, REVIEW_UNEXPECTED)
         return
 
     if state.status == "failed":
@@ -235,8 +285,8 @@ def submit_failed(job, error):
     message = plain_message(error)
     if error.error_class == TRANSIENT and error.may_have_reached:
         # Never resubmit on our own: the first request may have created a paid task upstream.
-        fail(job, TRANSIENT, MAY_HAVE_RUN, review_reason=REVIEW_MAY_HAVE_RUN)
-    elif error.error_class == TRANSIENT and job.attempts < setting("STUDIO_SUBMIT_ATTEMPTS", 4):
+        fail_unconfirmed(job, REVIEW_MAY_HAVE_RUN)
+    elif error.error_class == TRANSIENT and job.attempts < settings.STUDIO_SUBMIT_ATTEMPTS:
         delay = backoff(job.attempts)
         if transition(
             job,
@@ -253,8 +303,8 @@ def submit_failed(job, error):
 
 def backoff(attempts):
     """Exponential backoff with full jitter, in seconds."""
-    base = setting("STUDIO_RETRY_BASE_SECONDS", 2.0)
-    cap = setting("STUDIO_RETRY_MAX_SECONDS", 60.0)
+    base = settings.STUDIO_RETRY_BASE_SECONDS
+    cap = settings.STUDIO_RETRY_MAX_SECONDS
     return random.uniform(base / 2, min(cap, base * 2 ** max(0, attempts - 1)))
 
 
@@ -330,56 +380,17 @@ def download(job_id):
 
 # --- polling -------------------------------------------------------------------------------
 
-POLL_LEASE = "poller"
-
-
 def poll_delay(state):
     """When to ask again: a fraction of the gateway's remaining estimate, within bounds."""
-    low = setting("STUDIO_POLL_MIN_SECONDS", 2.0)
-    high = setting("STUDIO_POLL_MAX_SECONDS", 10.0)
+    low = settings.STUDIO_POLL_MIN_SECONDS
+    high = settings.STUDIO_POLL_MAX_SECONDS
     # No estimate (apimart and gccai give none): the upstream advice is every 5–10 s.
-    delay = setting("STUDIO_POLL_DEFAULT_SECONDS", 5.0)
+    delay = settings.STUDIO_POLL_DEFAULT_SECONDS
     if state.estimated_seconds:
         done = (state.progress or 0) / 100
         remaining = state.estimated_seconds * (1 - done)
         delay = remaining / 3
     return timedelta(seconds=max(low, min(high, delay)))
-
-
-def take_lease(name, seconds, renew=True):
-    """Hold the named lease for `seconds`; False when another live worker has it (or, with
-    renew=False, when anyone, this process included, holds it now)."""
-    now = timezone.now()
-    me = worker_id()
-    expires = now + timedelta(seconds=seconds)
-    free = Q(expires__lt=now) | Q(holder=me) if renew else Q(expires__lt=now)
-    taken = Lease.objects.filter(free, name=name).update(holder=me, expires=expires)
-    if taken:
-        return True
-    # A holder killed on this host need not be waited out.
-    current = Lease.objects.filter(name=name).values_list("holder", flat=True).first()
-    if current and worker_is_dead(current):
-        return bool(Lease.objects.filter(name=name, holder=current).update(holder=me, expires=expires))
-    try:
-        with transaction.atomic():
-            Lease.objects.create(name=name, holder=me, expires=expires)
-        return True
-    except IntegrityError:
-        return False
-
-
-def drop_lease(name):
-    Lease.objects.filter(name=name, holder=worker_id()).update(expires=timezone.now() - timedelta(seconds=1))
-
-
-def poller_is_alive():
-    """Whether a poll loop holds the lease and its worker still runs."""
-    holder = (
-        Lease.objects.filter(name=POLL_LEASE, expires__gte=timezone.now())
-        .values_list("holder", flat=True)
-        .first()
-    )
-    return bool(holder) and not worker_is_dead(holder)
 
 
 def ensure_poller():
@@ -394,8 +405,8 @@ def poll_loop():
     django-q2 schedules tick only every ~30 s, so the loop keeps its own cadence and
     continues itself; the watchdog schedule only restarts it if it died.
     """
-    seconds = setting("STUDIO_POLL_LOOP_SECONDS", 20.0)
-    tick = setting("STUDIO_POLL_TICK_SECONDS", 0.5)
+    seconds = settings.STUDIO_POLL_LOOP_SECONDS
+    tick = settings.STUDIO_POLL_TICK_SECONDS
     if not take_lease(POLL_LEASE, seconds + 30):
         return "another poller is running"
     started = timezone.now()
@@ -491,7 +502,7 @@ def apply_poll(job, state, error):
 def expire_overdue():
     """Jobs past their deadline fail and their holds are released."""
     now = timezone.now()
-    minutes = setting("STUDIO_JOB_DEADLINE", 900) // 60
+    minutes = settings.STUDIO_JOB_DEADLINE // 60
     for job in Job.objects.filter(status__in=[QUEUED, RUNNING], deadline__lt=now):
         fail(
             job,
@@ -504,21 +515,23 @@ def expire_overdue():
 
 
 def cancel(job):
-    """Cancel a job. Returns False when it is too late (downloading or finished)."""
-    job.refresh_from_db()
-    if job.status == QUEUED:
-        return finish(
-            job, CANCELLED, note="cancelled by the user", error_message="Cancelled before it was sent."
-        )
-    if job.status in (SUBMITTING, RUNNING):
-        return finish(
-            job,
-            CANCELLED,
-            note="cancelled by the user after submission",
-            error_message="Cancelled after it was sent to the gateway.",
-            needs_review=True,
-            review_reason=REVIEW_CANCELLED,
-        )
+    """What the person's Cancel can do. Before the job is sent (queued, or a retry waiting): a
+    real cancel, the hold released. Once sent, no gateway can be told to stop, and it will bill:
+    the person stops waiting, and the job is still followed so its images are stored and charged.
+    Returns False when there is nothing left to do (finished, or already stopped)."""
+    for _ in range(2):  # once more if a worker sent it while we looked
+        job.refresh_from_db()
+        if job.status == QUEUED:
+            if finish(job, CANCELLED, note="cancelled by the user",
+                      error_message="Cancelled before it was sent. Nothing was charged."):
+                return True
+            continue
+        if job.status in (SUBMITTING, RUNNING, DOWNLOADING) and not job.stopped_by_user:
+            if transition(job, job.status, note="stopped by the user; the gateway still runs it",
+                          stopped_by_user=True):
+                return True
+            continue
+        return False
     return False
 
 
@@ -544,39 +557,15 @@ def hide(job, delete_files=False):
 # --- recovery ------------------------------------------------------------------------------
 
 
-def worker_is_dead(claimed_by):
-    """True when the job's worker ran on this host and its process is gone."""
-    host, _, pid = claimed_by.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return is_zombie(pid)
-
-
-def is_zombie(pid):
-    """A worker killed with its cluster stays a zombie until init reaps it: dead all the same
-    (Linux only; elsewhere we wait for the lease or the stale timeout instead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def recover():
     """Resume what a killed worker left behind. Safe to run any time, any number of times."""
     now = timezone.now()
-    stale = now - timedelta(seconds=setting("STUDIO_STALE_SECONDS", settings.Q_CLUSTER["timeout"] + 30))
+    stale = now - timedelta(seconds=settings.STUDIO_STALE_SECONDS)
     resumed = 0
     for job in Job.objects.filter(status=SUBMITTING):
         if worker_is_dead(job.claimed_by) or job.updated < stale:
             # We cannot know whether the request reached the gateway: never resubmit blindly.
-            fail(job, TRANSIENT, MAY_HAVE_RUN, review_reason=REVIEW_STALE_SUBMIT)
+            fail_unconfirmed(job, REVIEW_STALE_SUBMIT)
     for job in Job.objects.filter(status=DOWNLOADING):
         if worker_is_dead(job.claimed_by) or job.updated < stale:
             Job.objects.filter(pk=job.pk, status=DOWNLOADING).update(claimed_by="", updated=now)

@@ -7,16 +7,17 @@ settlement impossible even if two workers race. Spend is always a query over the
 """
 
 import logging
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from studio.gateways import catalog
-from studio.models import Budget, LedgerEntry, Price
+from studio.models import Budget, Job, LedgerEntry, Price, this_month
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,30 @@ def unit_price(gateway, model):
     return found.documented_price if found else None
 
 
+def price_table():
+    """{(gateway, model): unit price or None} for every offer in the catalog, in one query."""
+    set_by_admin = {(row.gateway, row.model): row.unit_price for row in Price.objects.all()}
+    return {
+        (found.gateway, found.model): set_by_admin.get((found.gateway, found.model), found.documented_price)
+        for found in catalog.OFFERS
+    }
+
+
 def month_start(when=None):
     when = timezone.localtime(when or timezone.now())
     return when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def spend_between(entries, start):
+def month_of(job=None):
+    """The month a ledger row counts in: its job's creation month, so a job's hold, charge,
+    release and any adjustment of it all land in one month, whenever each was written; a row
+    without a job counts in the month it is written."""
+    return month_start(job.created).date() if job is not None else this_month()
+
+
+def spend_in_month(entries, month):
     """Holds count until released, charges and adjustments count for good."""
-    totals = dict(
-        entries.filter(created__gte=start).values_list("kind").annotate(total=Sum("amount")).order_by()
-    )
+    totals = dict(entries.filter(month=month).values_list("kind").annotate(total=Sum("amount")).order_by())
     zero = Decimal("0")
     return (
         totals.get(LedgerEntry.HOLD, zero)
@@ -69,12 +84,12 @@ def spend_between(entries, start):
 
 
 def month_spend(user, when=None):
-    return spend_between(LedgerEntry.objects.filter(user=user), month_start(when))
+    return spend_in_month(LedgerEntry.objects.filter(user=user), month_start(when).date())
 
 
 def team_month_spend(team, when=None):
     members = team.user_set.all()
-    return spend_between(LedgerEntry.objects.filter(user__in=members), month_start(when))
+    return spend_in_month(LedgerEntry.objects.filter(user__in=members), month_start(when).date())
 
 
 def user_limit(user):
@@ -103,42 +118,78 @@ def lock_budgets(user):
     return list(Budget.objects.select_for_update().filter(team_id__in=team_ids).order_by("id"))
 
 
-def hold(job):
-    """Reserve n × unit price for a new job. Call inside the job-creating transaction."""
-    assert transaction.get_connection().in_atomic_block, "hold() must run inside the job's transaction"
-    price = job.unit_price
-    if price is None:
-        raise PriceNotSet(f"No price is set for {job.model} on {job.gateway}; an admin must set one first.")
-    amount = price * job.n_requested
-    team_budgets = lock_budgets(job.owner)
+@dataclass(frozen=True)
+class Quote:
+    """What `n` images would cost a user now, and whether their budgets allow it."""
 
-    left = remaining(job.owner)
+    price: Decimal | None  # per image; None: no price is set for this gateway and model
+    total: Decimal | None  # price × n; None without a price or a usable n
+    left: Decimal | None  # of the user's monthly budget; None: no limit
+    fits: bool
+    problem: str = ""  # why it does not fit, in plain words
+
+
+def quote(user, gateway, model, n):
+    """Price, total and what is left for `n` images of `model` on `gateway`.
+
+    The one place a job's cost is worked out: the create page's cost line shows it, and
+    jobs.create_job() records its price and total on the job, which hold() then enforces.
+    """
+    price = unit_price(gateway, model)
+    left = remaining(user)
+    if price is None or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return Quote(price, None, left, False)
+    total = price * n
+    problem = budget_problem(user, total, left, team_budgets_of(user))
+    return Quote(price, total, left, not problem, problem)
+
+
+def team_budgets_of(user):
+    return list(Budget.objects.filter(team__in=user.groups.all()).select_related("team").order_by("id"))
+
+
+def budget_problem(user, amount, left, team_budgets):
+    """Why `amount` more does not fit the user's or a team's monthly budget ("" when it fits)."""
     if left is not None and amount > left:
-        raise BudgetExceeded(
+        return (
             f"This job would cost up to {yuan(amount)} but only {yuan(max(left, Decimal(0)))} "
             "is left of your monthly budget."
         )
     for budget in team_budgets:
         team_left = budget.monthly_limit - team_month_spend(budget.team)
         if amount > team_left:
-            raise BudgetExceeded(
+            return (
                 f"This job would cost up to {yuan(amount)} but your team {budget.team.name} has only "
                 f"{yuan(max(team_left, Decimal(0)))} left this month."
             )
+    return ""
+
+
+def hold(job):
+    """Reserve the job's quoted total (n × unit price). Call inside the job-creating transaction."""
+    assert transaction.get_connection().in_atomic_block, "hold() must run inside the job's transaction"
+    if job.unit_price is None:
+        raise PriceNotSet(f"No price is set for {job.model} on {job.gateway}; an admin must set one first.")
+    team_budgets = lock_budgets(job.owner)  # before reading what is left, so no one else spends it
+    problem = budget_problem(job.owner, job.hold_amount, remaining(job.owner), team_budgets)
+    if problem:
+        raise BudgetExceeded(problem)
     return LedgerEntry.objects.create(
         user=job.owner,
         job=job,
         kind=LedgerEntry.HOLD,
-        amount=amount,
+        amount=job.hold_amount,
         images=job.n_requested,
-        note=f"{job.n_requested} × {yuan(price)}",
+        note=f"{job.n_requested} × {yuan(job.unit_price)}",
+        month=month_of(job),
     )
 
 
-def settle(job, images):
+def settle(job, images, recorded_by=None, note=""):
     """Charge for the images received and release the hold; a second call does nothing.
 
-    Call inside the transaction that moves the job to its final status.
+    Call inside the transaction that moves the job to its final status (or, for a job whose
+    submit went unanswered, when a staff member `recorded_by` resolves it, saying why in `note`).
     """
     held = LedgerEntry.objects.filter(job=job, kind=LedgerEntry.HOLD).first()
     if held is None:
@@ -147,6 +198,7 @@ def settle(job, images):
     if LedgerEntry.objects.filter(job=job, kind__in=[LedgerEntry.RELEASE, LedgerEntry.CHARGE]).exists():
         log.info("job %s is already settled", job.pk)
         return False
+    by_hand = {"recorded_by": recorded_by} if recorded_by is not None else {}
     try:
         with transaction.atomic():
             LedgerEntry.objects.create(
@@ -155,7 +207,9 @@ def settle(job, images):
                 kind=LedgerEntry.RELEASE,
                 amount=held.amount,
                 images=held.images,
-                note="hold released",
+                note=(note or "hold released")[:200],
+                month=held.month,
+                **by_hand,
             )
             if images:
                 price = job.unit_price or Decimal("0")
@@ -165,7 +219,9 @@ def settle(job, images):
                     kind=LedgerEntry.CHARGE,
                     amount=price * images,
                     images=images,
-                    note=f"{images} × {yuan(price)}",
+                    note=(f"{images} × {yuan(price)}" + (f": {note}" if note else ""))[:200],
+                    month=held.month,
+                    **by_hand,
                 )
     except IntegrityError:
         # Someone settled it between our check and our insert: the constraint kept it to once.
@@ -179,14 +235,78 @@ def release(job):
     return settle(job, 0)
 
 
+def adjust(user, amount, reason, staff, job=None):
+    """A correction by a staff member: `amount` added to (or, negative, taken off) the user's
+    spend, with the reason on record. The only way money changes by hand."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("Say why the adjustment is made.")
+    if staff is None or not staff.is_staff:
+        raise ValueError("Only staff can adjust the ledger.")
+    return LedgerEntry.objects.create(
+        user=user,
+        job=job,
+        kind=LedgerEntry.ADJUSTMENT,
+        amount=Decimal(amount),
+        note=reason[:200],
+        recorded_by=staff,
+        month=month_of(job),
+    )
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """A job's money as its card tells it."""
+
+    held: Decimal | None  # the hold placed when it was created (None: no hold)
+    charged: Decimal | None  # what it was charged once settled (None: not settled yet)
+    released: Decimal | None  # the hold given back once settled
+    finished: bool = False  # the job is in a final status
+
+    @property
+    def state(self):
+        """ "held" while the job runs; "unconfirmed" when it ended without knowing what the gateway
+        did (its submit went unanswered: the hold stays until an admin resolves it); "charged"
+        when it cost something, "nothing" when it did not; "none" for a job without a hold."""
+        if self.charged is None:
+            if self.held is None:
+                return "none"
+            return "unconfirmed" if self.finished else "held"
+        return "charged" if self.charged else "nothing"
+
+
 def job_cost(job):
-    """(held, charged) for a job card: held until settled, then what was charged."""
     rows = dict(
         LedgerEntry.objects.filter(job=job).values_list("kind").annotate(total=Sum("amount")).order_by()
     )
-    return rows.get(LedgerEntry.HOLD), rows.get(
-        LedgerEntry.CHARGE, Decimal("0")
-    ) if LedgerEntry.RELEASE in rows else None
+    released = rows.get(LedgerEntry.RELEASE)
+    charged = rows.get(LedgerEntry.CHARGE, Decimal("0")) if released is not None else None
+    return JobCost(
+        held=rows.get(LedgerEntry.HOLD),
+        charged=charged,
+        released=released,
+        finished=job.status not in Job.ACTIVE_STATUSES,
+    )
+
+
+def open_holds(entries):
+    """(held for running jobs, unconfirmed) among these entries: holds not yet released, split
+    by whether their job is still running or ended with its submit unanswered."""
+    released = LedgerEntry.objects.filter(job=OuterRef("job"), kind=LedgerEntry.RELEASE)
+    rows = (
+        entries.filter(kind=LedgerEntry.HOLD)
+        .exclude(Exists(released))
+        .values_list("job__status")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    held = unconfirmed = Decimal("0")
+    for status, total in rows:
+        if status not in Job.ACTIVE_STATUSES:
+            unconfirmed += total
+        else:
+            held += total
+    return held, unconfirmed
 
 
 def spend_summary(user, months=6):
@@ -194,27 +314,25 @@ def spend_summary(user, months=6):
     start = month_start()
     limit = user_limit(user)
     spent = month_spend(user)
+    mine = LedgerEntry.objects.filter(user=user)
     history = []
     cursor = start
     for _ in range(months):
         previous = month_start(cursor - timezone.timedelta(days=1))
-        entries = LedgerEntry.objects.filter(user=user, created__lt=cursor)
-        history.append({"month": previous, "spent": spend_between(entries, previous)})
+        history.append({"month": previous, "spent": spend_in_month(mine, previous.date())})
         cursor = previous
-    open_holds = spend_between(
-        LedgerEntry.objects.filter(user=user, kind__in=[LedgerEntry.HOLD, LedgerEntry.RELEASE]), start
-    )
+    held, unconfirmed = open_holds(mine.filter(month=start.date()))
     return {
         "month": start,
         "spent": spent,
         "limit": limit,
-        "remaining": None if limit is None else limit - spent,
+        "remaining": None if limit is None else max(limit - spent, Decimal(0)),
+        "over_by": limit is not None and spent > limit and spent - limit,
         "percent": None if not limit else min(100, int(spent * 100 / limit)),
-        "open_holds": open_holds,
+        "open_holds": held,
+        "unconfirmed": unconfirmed,
         "images": sum(
-            LedgerEntry.objects.filter(user=user, kind=LedgerEntry.CHARGE, created__gte=start).values_list(
-                "images", flat=True
-            )
+            mine.filter(kind=LedgerEntry.CHARGE, month=start.date()).values_list("images", flat=True)
         ),
         "history": history,
     }

@@ -11,6 +11,9 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+from studio.gateways import catalog
 
 
 def upload_path(instance, filename):
@@ -66,15 +69,8 @@ class Job(models.Model):
         (CANCELLED, "Cancelled"),
     ]
     ACTIVE_STATUSES = (QUEUED, SUBMITTING, RUNNING, DOWNLOADING)
-    FINAL_STATUSES = (SUCCEEDED, PARTIAL, FAILED, CANCELLED)
 
-    MODE_CHOICES = [
-        ("text-to-image", "Text to image"),
-        ("edit", "Edit one image"),
-        ("reference", "Combine references"),
-        ("region-edit", "Region edit"),
-        ("storyboard", "Storyboard"),
-    ]
+    MODE_CHOICES = [(key, mode.title) for key, mode in catalog.MODES.items()]
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="jobs")
     gateway = models.CharField(max_length=20)
@@ -103,6 +99,11 @@ class Job(models.Model):
     # host:pid of the worker that last took the job, so recovery can tell a dead one.
     claimed_by = models.CharField(max_length=100, blank=True)
 
+    # Set when the person stopped waiting after the job was sent: the gateway can't be stopped,
+    # so the job is still followed, and its images stored and charged.
+    stopped_by_user = models.BooleanField(default=False)
+    # Both from ledger.quote() when the job is created: the hold is hold_amount, and each image
+    # is charged at unit_price, whatever the price table says later.
     unit_price = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     hold_amount = models.DecimalField(max_digits=12, decimal_places=4, default=0)
     usage = models.JSONField(null=True, blank=True)
@@ -244,6 +245,11 @@ class Price(models.Model):
         return f"{self.gateway} {self.model}: ¥{self.unit_price}"
 
 
+def this_month():
+    """The first day of the current month, in the portal's time zone."""
+    return timezone.localdate().replace(day=1)
+
+
 class LedgerEntry(models.Model):
     """Append-only money record. Corrections are new `adjustment` rows, never edits."""
 
@@ -259,6 +265,14 @@ class LedgerEntry(models.Model):
     amount = models.DecimalField(max_digits=12, decimal_places=4)
     images = models.PositiveSmallIntegerField(default=0)
     note = models.CharField(max_length=200, blank=True)
+    # The staff member who wrote an adjustment (its reason is the note); empty for the rows
+    # the pipeline writes.
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The first day of the month this row counts in (ledger.month_of): its job's month, so a job
+    # held on the 31st and settled on the 1st is all in the month it was made.
+    month = models.DateField(db_index=True, default=this_month)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

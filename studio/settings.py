@@ -41,6 +41,16 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
+def env_float(name, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
 def env_list(name, default):
     value = os.environ.get(name)
     if value is None or value == "":
@@ -124,7 +134,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "studio.access.LoginRequiredMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -235,13 +245,36 @@ STUDIO_SIMULATOR = env_bool("STUDIO_SIMULATOR", False)
 # Where the simulator is reached (it is mounted at /sim/ on the portal itself).
 STUDIO_SIMULATOR_URL = env_str("STUDIO_SIMULATOR_URL", "http://127.0.0.1:8000").rstrip("/")
 # Seconds a simulated task takes; tests set it low.
-STUDIO_SIMULATOR_LATENCY = float(env_str("STUDIO_SIMULATOR_LATENCY", "6"))
+STUDIO_SIMULATOR_LATENCY = env_float("STUDIO_SIMULATOR_LATENCY", 6.0)
 # How long the simulator's `[sim:timeout]` fault keeps a request waiting.
-STUDIO_SIMULATOR_TIMEOUT_SLEEP = float(env_str("STUDIO_SIMULATOR_TIMEOUT_SLEEP", "30"))
+STUDIO_SIMULATOR_TIMEOUT_SLEEP = env_float("STUDIO_SIMULATOR_TIMEOUT_SLEEP", 30.0)
 # The portal's address as seen from the internet: foxapi only accepts image URLs.
 STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", STUDIO_SIMULATOR_URL).rstrip("/")
 # A job still unfinished after this many seconds fails (and its hold is released).
 STUDIO_JOB_DEADLINE = env_int("STUDIO_JOB_DEADLINE", 15 * 60)
+# Seconds to wait for a gateway's connection, and for its answer. An anyfast (sync) call keeps
+# the connection open while it generates, which takes tens of seconds, so its read timeout is long.
+STUDIO_GATEWAY_CONNECT_TIMEOUT = env_float("STUDIO_GATEWAY_CONNECT_TIMEOUT", 10.0)
+STUDIO_GATEWAY_READ_TIMEOUT = env_float("STUDIO_GATEWAY_READ_TIMEOUT", 30.0)
+STUDIO_SYNC_READ_TIMEOUT = env_float("STUDIO_SYNC_READ_TIMEOUT", 300.0)
+# Seconds to wait for each chunk of a result image from the gateway's CDN (media.fetch).
+STUDIO_DOWNLOAD_READ_TIMEOUT = env_float("STUDIO_DOWNLOAD_READ_TIMEOUT", 60.0)
+# Submits that fail with a transient error (never one that may have reached the gateway) are
+# tried this many times in all, with exponential backoff and full jitter between base and max.
+STUDIO_SUBMIT_ATTEMPTS = env_int("STUDIO_SUBMIT_ATTEMPTS", 4)
+STUDIO_RETRY_BASE_SECONDS = env_float("STUDIO_RETRY_BASE_SECONDS", 2.0)
+STUDIO_RETRY_MAX_SECONDS = env_float("STUDIO_RETRY_MAX_SECONDS", 60.0)
+# Status polls: a third of the gateway's remaining estimate, kept within min..max seconds; the
+# default is for gateways that give no estimate (apimart and gccai advise every 5–10 s).
+STUDIO_POLL_MIN_SECONDS = env_float("STUDIO_POLL_MIN_SECONDS", 2.0)
+STUDIO_POLL_MAX_SECONDS = env_float("STUDIO_POLL_MAX_SECONDS", 10.0)
+STUDIO_POLL_DEFAULT_SECONDS = env_float("STUDIO_POLL_DEFAULT_SECONDS", 5.0)
+# One poll-loop task runs this long, pausing `tick` between rounds, then hands over to a fresh task.
+STUDIO_POLL_LOOP_SECONDS = env_float("STUDIO_POLL_LOOP_SECONDS", 20.0)
+STUDIO_POLL_TICK_SECONDS = env_float("STUDIO_POLL_TICK_SECONDS", 0.5)
+# A submitting or downloading job untouched this long is taken as abandoned by its worker
+# (a task's timeout plus a margin, so a live worker is never overtaken).
+STUDIO_STALE_SECONDS = env_int("STUDIO_STALE_SECONDS", Q_CLUSTER["timeout"] + 30)
 # Monthly budget in CNY for a user without one set in the admin; empty means no limit.
 STUDIO_DEFAULT_MONTHLY_BUDGET = env_str("STUDIO_DEFAULT_MONTHLY_BUDGET", "100.00")
 

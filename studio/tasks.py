@@ -2,7 +2,7 @@
 
 from django_q.tasks import async_task
 
-from studio import jobs
+from studio import jobs, workers
 
 
 def smoke(token):
@@ -31,5 +31,5 @@ def watchdog():
 def on_worker_start(sender, proc_name=None, **kwargs):
     """A cluster (re)started: recover at once rather than at the scheduler's first pass, which
     django-q2 makes about 30 s after start. The lease keeps it to one run for all workers."""
-    if jobs.take_lease("startup-recovery", 30, renew=False):
+    if workers.take_lease("startup-recovery", 30, renew=False):
         async_task("studio.tasks.watchdog", task_name="watchdog-at-start")

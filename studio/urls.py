@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from studio.access import with_own_login
 from studio.views import accounts, create, files, gallery, health, jobs, public, shares, spend
 
 urlpatterns = [
@@ -21,8 +23,9 @@ urlpatterns = [
     path("jobs/<int:pk>/", jobs.card, name="job_card"),
     path("jobs/<int:pk>/cancel/", jobs.cancel, name="job_cancel"),
     path("jobs/<int:pk>/retry/", jobs.retry, name="job_retry"),
+    path("jobs/<int:pk>/resolve/", jobs.resolve, name="job_resolve"),
     path("jobs/<int:pk>/delete/", jobs.delete, name="job_delete"),
-    path("jobs/<int:pk>/download.zip", jobs.download, name="job_download"),
+    path("jobs/<int:pk>/download.zip", jobs.download_zip, name="job_download"),
     path("jobs/<int:pk>/share/", shares.create, name="job_share"),
     path("shares/<str:token>/revoke/", shares.revoke, name="share_revoke"),
     # gallery
@@ -41,8 +44,14 @@ urlpatterns = [
     path("spend/badge/", spend.badge, name="spend_badge"),
     path("public/uploads/<str:token>/", public.upload, name="public_upload"),
     path("healthz", health.healthz, name="healthz"),
-    path("accounts/", include("django.contrib.auth.urls")),
-    path("admin/", admin.site.urls),
+    # The account pages we use, not include("django.contrib.auth.urls"): that also mounts
+    # password reset, which Django marks @login_not_required, and the studio sends no mail.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(),
+         name="password_change_done"),
+    path("admin/", with_own_login(admin.site.urls)),
 ]
 
 # The simulator takes any bearer key and renders images on demand: mounted only when it is on.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from studio import gateways
+from studio import gateways, media
 from studio.gateways import catalog
 from studio.gateways.http import USER_AGENT
 from studio.gateways.request import ImageRequest, InputImage, validate
@@ -52,15 +52,16 @@ SUBMIT_REPLIES = {
 }
 
 
-def input_image(number):
+def input_image(number, offer):
     # JPEG bytes go on the wire untouched, so a short fake keeps the golden files readable.
-    return InputImage(
+    image = InputImage(
         data=f"fake-jpeg-{number}".encode(),
         mime="image/jpeg",
         width=1600,
         height=1200,
         url=f"https://portal.example/u/{number}.jpg",
     )
+    return media.prepare_input(image, offer)  # as media.input_images hands it to the adapter
 
 
 def full_request(found, limits):
@@ -88,7 +89,7 @@ def full_request(found, limits):
         prompt_expansion=True if catalog.PROMPT_EXPANSION in options else None,
         response_format="b64_json" if catalog.B64_JSON in options else "url",
     )
-    return request, [input_image(number) for number in range(1, image_count + 1)]
+    return request, [input_image(number, found) for number in range(1, image_count + 1)]
 
 
 def full_cases():
@@ -117,9 +118,11 @@ def extra_cases():
         )
         yield pytest.param(request, [], f"{gateway}__square-tier", id=f"{gateway}-square-tier")
     request = ImageRequest("anyfast", "wan2.7-image", "edit", prompt="Make it dusk", n=1)
-    yield pytest.param(request, [input_image(1)], "anyfast__edit-one-image", id="anyfast-edit-one-image")
+    inputs = [input_image(1, catalog.offer("anyfast", "wan2.7-image"))]
+    yield pytest.param(request, inputs, "anyfast__edit-one-image", id="anyfast-edit-one-image")
     request = ImageRequest("apimart", "wan2.7-image", "edit", prompt="", size_tier="2K")
-    yield pytest.param(request, [input_image(1)], "apimart__edit-no-prompt", id="apimart-edit-no-prompt")
+    inputs = [input_image(1, catalog.offer("apimart", "wan2.7-image"))]
+    yield pytest.param(request, inputs, "apimart__edit-no-prompt", id="apimart-edit-no-prompt")
     request = ImageRequest("anyfast", "doubao-seedream-4-5-251128", "text-to-image", prompt="A red fox")
     yield pytest.param(request, [], "anyfast__seedream-bare", id="anyfast-seedream-bare")
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image as PILImage
 
-from studio import gateways
-from studio.gateways import http
+from studio import gateways, media
+from studio.gateways import catalog, http
 from studio.gateways.errors import ACCOUNT, LOST, REJECTED, TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest, InputImage
 from tests.fake_upstream import FakeUpstream, closed_port_url
@@ -62,6 +62,12 @@ def png_bytes(mode, colour, size=(300, 300)):
     out = io.BytesIO()
     PILImage.new(mode, size, colour).save(out, format="PNG")
     return out.getvalue()
+
+
+def ready(gateway, *images, model="wan2.7-image"):
+    """Input images as media.input_images hands them to this gateway's adapter."""
+    offer = catalog.offer(gateway, model)
+    return [media.prepare_input(image, offer) for image in images]
 
 
 def decode_data_uri(uri):
@@ -234,7 +240,7 @@ def test_foxapi_needs_public_urls_for_input_images(point, upstream):
     request = ImageRequest("foxapi", "wan2.7-image", "edit", prompt="Make it dusk")
     image = InputImage(data=b"fake", mime="image/jpeg", width=800, height=600, url=None)
     with pytest.raises(GatewayError) as caught:
-        point("foxapi").submit(request, [image])
+        point("foxapi").submit(request, ready("foxapi", image))
     assert caught.value.error_class == REJECTED
     assert "STUDIO_PUBLIC_URL" in caught.value.message
     assert upstream.requests == []
@@ -313,7 +319,8 @@ def test_anyfast_has_nothing_to_poll():
 def test_anyfast_flattens_transparent_png_onto_white(point, upstream):
     upstream.reply(200, {"created": 1, "data": [{"url": "https://any.example/1.png"}]})
     image = InputImage(data=png_bytes("RGBA", (255, 0, 0, 0)), mime="image/png", width=300, height=300)
-    point("anyfast").submit(ImageRequest("anyfast", "wan2.7-image", "edit", prompt="Add a hat"), [image])
+    request = ImageRequest("anyfast", "wan2.7-image", "edit", prompt="Add a hat")
+    point("anyfast").submit(request, ready("anyfast", image))
     head, sent = decode_data_uri(upstream.last.body["image"])
     assert head == "data:image/png;base64"
     assert sent.mode == "RGB"
@@ -324,7 +331,8 @@ def test_anyfast_sends_an_opaque_png_unchanged(point, upstream):
     upstream.reply(200, {"created": 1, "data": [{"url": "https://any.example/1.png"}]})
     data = png_bytes("RGB", (0, 128, 0))
     image = InputImage(data=data, mime="image/png", width=300, height=300)
-    point("anyfast").submit(ImageRequest("anyfast", "wan2.7-image", "edit", prompt="Add a hat"), [image])
+    request = ImageRequest("anyfast", "wan2.7-image", "edit", prompt="Add a hat")
+    point("anyfast").submit(request, ready("anyfast", image))
     assert upstream.last.body["image"] == "data:image/png;base64," + base64.b64encode(data).decode()
 
 
@@ -337,7 +345,7 @@ def test_task_async_keeps_transparency_and_re_encodes_other_formats(point, upstr
         InputImage(data=gif.getvalue(), mime="image/gif", width=300, height=300),
     ]
     request = ImageRequest("apimart", "wan2.7-image", "reference", prompt="Blend image 1 and image 2")
-    point("apimart").submit(request, images)
+    point("apimart").submit(request, ready("apimart", *images))
     first, second = upstream.last.body["image_urls"]
     assert first == "data:image/png;base64," + base64.b64encode(images[0].data).decode()
     head, sent = decode_data_uri(second)
@@ -617,13 +625,17 @@ def test_timeouts_come_from_settings(settings):
     settings.STUDIO_SYNC_READ_TIMEOUT = 3
     assert http.timeouts() == (1, 2)
     assert http.timeouts(sync=True) == (1, 3)
-    del settings.STUDIO_SYNC_READ_TIMEOUT
-    assert http.timeouts(sync=True) == (1, http.SYNC_READ_TIMEOUT)
+    # The defaults are declared once, in settings.py.
+    from studio import settings as declared
+
+    assert (declared.STUDIO_GATEWAY_CONNECT_TIMEOUT, declared.STUDIO_GATEWAY_READ_TIMEOUT) == (10.0, 30.0)
+    assert declared.STUDIO_SYNC_READ_TIMEOUT == 300.0
 
 
 def test_an_unreadable_image_that_needs_converting_is_rejected(point, upstream):
     image = InputImage(data=b"not a png at all", mime="image/png", width=300, height=300)
+    request = ImageRequest("anyfast", "wan2.7-image", "edit", prompt="Add a hat")
     with pytest.raises(GatewayError) as caught:
-        point("anyfast").submit(ImageRequest("anyfast", "wan2.7-image", "edit", prompt="Add a hat"), [image])
+        point("anyfast").submit(request, ready("anyfast", image))
     assert caught.value.error_class == REJECTED
     assert upstream.requests == []

@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 
 from studio import gateways, media
 from studio import simulator as sim
+from studio.gateways import catalog
 from studio.gateways.request import InputImage
 from studio.models import Upload
 from tests.test_adapters_contract import GOLDEN, extra_cases, full_cases
@@ -24,9 +25,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 IMAGE_FIELDS = ("image", "image_urls")
 
 
-def real_inputs(owner, count):
+def real_inputs(owner, count, offer):
     """JPEGs the size the golden cases declare (1600×1200), stored as uploads so foxapi,
-    which only takes URLs, can fetch them from the portal."""
+    which only takes URLs, can fetch them from the portal; ready for the offer's wire as
+    media.input_images makes them."""
     inputs = []
     for number in range(1, count + 1):
         buffer = io.BytesIO()
@@ -43,11 +45,10 @@ def real_inputs(owner, count):
         )
         upload.file.save(f"{number}.jpg", ContentFile(data), save=False)
         upload.save()
-        inputs.append(
-            InputImage(
-                data=data, mime="image/jpeg", width=1600, height=1200, url=media.public_upload_url(upload)
-            )
+        image = InputImage(
+            data=data, mime="image/jpeg", width=1600, height=1200, url=media.public_upload_url(upload)
         )
+        inputs.append(media.prepare_input(image, offer))
     return inputs
 
 
@@ -67,7 +68,8 @@ def test_the_simulator_accepts_and_receives_the_golden_body(
     simulator, settings, owner, request_, inputs, name
 ):
     settings.STUDIO_SIMULATOR_LATENCY = 0.05
-    state = gateways.adapter_for(request_.gateway).submit(request_, real_inputs(owner, len(inputs)))
+    offer = catalog.offer(request_.gateway, request_.model)
+    state = gateways.adapter_for(request_.gateway).submit(request_, real_inputs(owner, len(inputs), offer))
     assert state.status != "failed", state.error
     received = sim.last_request(request_.gateway)
     golden = json.loads((GOLDEN / f"{name}.json").read_text())

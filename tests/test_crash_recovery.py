@@ -21,7 +21,7 @@ from django.apps import apps
 from django.db.models import Count
 from django_q.models import Schedule, Task
 
-from studio import jobs
+from studio import jobs, ledger
 from studio import simulator as sim
 from studio.gateways.request import ImageRequest
 from studio.models import Image, Job, JobEvent, LedgerEntry, Price
@@ -142,6 +142,12 @@ def test_killed_clusters_lose_no_job_and_bill_nothing_twice(simulator, qcluster,
         rows = list(LedgerEntry.objects.filter(job=job).values_list("kind", "amount", "images"))
         kinds = sorted(kind for kind, _amount, _images in rows)
         images = job.images.count()
+        if job.needs_review:
+            # Its submit may have reached the gateway (it did: see above): the hold stays as
+            # unconfirmed exposure, counted against the budget, until an admin resolves it.
+            assert kinds == ["hold"], (job.pk, rows)
+            assert ledger.job_cost(job).state == "unconfirmed"
+            continue
         expected = ["charge", "hold", "release"] if images else ["hold", "release"]
         assert kinds == expected, (job.pk, rows)
         amounts = {kind: amount for kind, amount, _images in rows}
@@ -151,4 +157,4 @@ def test_killed_clusters_lose_no_job_and_bill_nothing_twice(simulator, qcluster,
 
     # Every recorded move was an allowed one.
     for old, new in JobEvent.objects.exclude(old_status="").values_list("old_status", "new_status"):
-        assert new in jobs.TRANSITIONS[old], (old, new)
+        assert new in jobs.TRANSITIONS[old] or (new == old and old not in jobs.FINAL), (old, new)

@@ -2,6 +2,7 @@
 recovery. Tasks are called directly here (the worker tests run a real qcluster)."""
 
 import io
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -14,8 +15,10 @@ from PIL import Image as PILImage
 
 from studio import jobs, ledger
 from studio import simulator as sim
+from studio.gateways.errors import TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest
-from studio.models import Job, LedgerEntry, Price, Upload
+from studio.models import Job, JobEvent, LedgerEntry, Price, Upload
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -191,6 +194,10 @@ def test_account_errors_fail_at_once_and_name_the_key_or_balance(simulator, owne
     assert key not in job.error_message.split()  # the key itself is never shown
 
 
+def charged(job):
+    return sum(LedgerEntry.objects.filter(job=job, kind="charge").values_list("amount", flat=True))
+
+
 @pytest.mark.parametrize("fault", ["timeout", "drop-after-create"])
 def test_a_submit_that_may_have_reached_the_gateway_is_never_resent(simulator, owner, settings, fault):
     settings.STUDIO_GATEWAY_READ_TIMEOUT = 1
@@ -200,9 +207,41 @@ def test_a_submit_that_may_have_reached_the_gateway_is_never_resent(simulator, o
     assert job.status == Job.FAILED
     assert job.attempts == 1
     assert job.needs_review and job.review_reason == jobs.REVIEW_MAY_HAVE_RUN
-    assert job.error_message == jobs.MAY_HAVE_RUN
+    assert job.error_message == jobs.MAY_HAVE_RUN.format(amount="¥0.40")
+    assert "may have made these images and billed up to ¥0.40" in job.error_message
     assert "charge" not in money(job)
     assert simulator_counters("apimart")["submits"] <= 1
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop-after-create"])
+def test_an_unanswered_submit_keeps_its_exposure_until_an_admin_resolves_it(
+        simulator, owner, settings, django_user_model, fault):
+    settings.STUDIO_GATEWAY_READ_TIMEOUT = 0.5
+    settings.STUDIO_SIMULATOR_TIMEOUT_SLEEP = 1
+    job = run_to_end(jobs.create_job(owner, text_request(prompt=f"a harbour [sim:{fault}]")))
+    assert job.status == Job.FAILED
+    # The hold stays on record as unconfirmed, and the budget counts it.
+    assert money(job) == {"hold": Decimal("0.40")}
+    assert ledger.job_cost(job).state == "unconfirmed"
+    assert ledger.month_spend(owner) == Decimal("0.40")
+    assert ledger.spend_summary(owner)["unconfirmed"] == Decimal("0.40")
+    assert ledger.remaining(owner) == Decimal("99.60")
+
+    time.sleep(settings.STUDIO_SIMULATOR_LATENCY + 0.2)  # the upstream task finishes and bills
+    billed = simulator_counters("apimart")["billed_images"]
+    staff = django_user_model.objects.create_user("lead", password="x", is_staff=True)
+    with pytest.raises(ValueError):
+        jobs.resolve_unconfirmed(job, billed, staff, "")  # a note is required
+    assert jobs.resolve_unconfirmed(job, billed, staff, "the gateway's billing page lists it")
+    job.refresh_from_db()
+    assert not job.needs_review
+    assert charged(job) == Decimal("0.20") * billed
+    settled_by = LedgerEntry.objects.filter(job=job).exclude(kind="hold").values_list("recorded_by", flat=1)
+    assert set(settled_by) == {staff.pk}
+    assert ledger.spend_summary(owner)["unconfirmed"] == 0
+    assert ledger.month_spend(owner) == Decimal("0.20") * billed
+    with pytest.raises(ValueError):
+        jobs.resolve_unconfirmed(job, billed, staff, "again")  # once only
 
 
 def test_a_task_that_fails_upstream_fails_the_job(simulator, owner):
@@ -255,36 +294,86 @@ def test_cancel_a_queued_job_releases_at_once(simulator, owner):
     assert simulator_counters("apimart")["submits"] == 0
 
 
-def test_cancel_a_running_job_flags_it_for_review(simulator, owner):
+def test_stopping_a_running_job_still_stores_and_charges_what_the_gateway_made(simulator, owner):
     job = jobs.create_job(owner, text_request())
     jobs.submit(job.pk)
     job.refresh_from_db()
     assert job.status == Job.RUNNING
     assert jobs.cancel(job) is True
     job.refresh_from_db()
-    assert job.status == Job.CANCELLED
-    assert job.needs_review and job.review_reason == jobs.REVIEW_CANCELLED
-    assert "charge" not in money(job)
-    Job.objects.filter(pk=job.pk).update(next_poll=timezone.now())
-    assert jobs.poll_once() == 0  # no longer polled
+    assert job.status == Job.RUNNING and job.stopped_by_user  # still followed
+    assert jobs.cancel(job) is False  # once
+    job = run_to_end(job)
+    assert job.status == Job.SUCCEEDED and job.images.count() == 2
+    assert charged(job) == Decimal("0.40") == Decimal("0.20") * simulator_counters("apimart")["billed_images"]
 
 
-def test_cancel_a_submitting_job(simulator, owner):
+def test_stopping_a_submitting_job_flags_it_and_keeps_it_followed(simulator, owner):
     job = jobs.create_job(owner, text_request())
     jobs.transition(job, Job.SUBMITTING)
     assert jobs.cancel(job) is True
     job.refresh_from_db()
-    assert job.status == Job.CANCELLED and job.needs_review
+    assert job.status == Job.SUBMITTING and job.stopped_by_user
+    assert JobEvent.objects.filter(job=job, note__startswith="stopped by the user").exists()
 
 
-def test_cancel_is_refused_once_images_are_arriving_or_done(simulator, owner):
-    job = jobs.create_job(owner, text_request())
-    jobs.transition(job, Job.SUBMITTING)
-    jobs.transition(job, Job.DOWNLOADING)
-    assert jobs.cancel(job) is False
+def test_a_finished_job_cannot_be_cancelled(simulator, owner):
     done = run_to_end(jobs.create_job(owner, text_request()))
     assert jobs.cancel(done) is False
     assert done.status == Job.SUCCEEDED
+
+
+def poll_until(job, status):
+    def poll():
+        Job.objects.filter(pk=job.pk, status=Job.RUNNING).update(next_poll=timezone.now())
+        jobs.poll_once()
+        return Job.objects.get(pk=job.pk).status == status
+
+    wait_for(poll, message=f"job {job.pk} to be {status}")
+
+
+def submit_in_background(job):
+    worker = threading.Thread(target=jobs.submit, args=(job.pk,))
+    worker.start()
+    return worker
+
+
+@pytest.mark.parametrize("moment", ["queued", "retry pending", "submitting", "running", "downloading"])
+def test_cancel_at_every_status_matches_what_the_gateway_bills(simulator, owner, priced, settings, moment):
+    """Whenever the person cancels, the ledger ends equal to what the gateway billed."""
+    gateway, price, prompt = "apimart", Decimal("0.20"), "a lighthouse"
+    if moment == "retry pending":
+        prompt += " [sim:rate-limit]"
+    if moment == "submitting":
+        gateway, price = "anyfast", PRICES["anyfast"]  # sync: the submit lasts the whole generation
+        settings.STUDIO_SIMULATOR_LATENCY = 1.0
+    job = jobs.create_job(owner, text_request(gateway=gateway, prompt=prompt))
+    if moment == "retry pending":
+        jobs.submit(job.pk)
+    elif moment == "submitting":
+        worker = submit_in_background(job)
+        wait_for(lambda: Job.objects.get(pk=job.pk).status == Job.SUBMITTING)
+    elif moment in ("running", "downloading"):
+        jobs.submit(job.pk)
+        if moment == "downloading":
+            poll_until(job, Job.DOWNLOADING)
+    job.refresh_from_db()
+    assert job.status == {"retry pending": Job.QUEUED}.get(moment, moment)
+
+    assert jobs.cancel(job) is True
+    if moment == "submitting":
+        worker.join()
+    job = run_to_end(job) if Job.objects.get(pk=job.pk).status not in jobs.FINAL else job
+    job.refresh_from_db()
+    billed = simulator_counters(gateway)["billed_images"]
+    assert charged(job) == price * billed
+    if moment in ("queued", "retry pending"):
+        assert job.status == Job.CANCELLED and billed == 0
+        assert money(job) == {"hold": Decimal("0.40") if gateway == "apimart" else price * 2,
+                              "release": Decimal("0.40") if gateway == "apimart" else price * 2}
+    else:
+        assert job.stopped_by_user and job.status == Job.SUCCEEDED and billed == 2
+        assert job.images.count() == 2
 
 
 def test_a_job_past_its_deadline_fails_and_is_not_charged(simulator, owner):
@@ -374,13 +463,39 @@ def test_recovery_resumes_an_interrupted_download(simulator, owner):
 def test_retry_makes_a_new_job_with_the_same_inputs(simulator, owner):
     upload = make_upload(owner)
     request = ImageRequest(
-        gateway="apimart", model="wan2.7-image", mode="edit", prompt="warmer", n=1, size_tier="1K"
+        gateway="apimart", model="wan2.7-image", mode="edit", prompt="warmer", n=1, size_tier="1K", seed=7
     )
     first = jobs.create_job(owner, request, [upload])
     second = jobs.retry(first)
     assert second.pk != first.pk
     assert second.request == first.request
     assert [i.upload_id for i in second.inputs.all()] == [upload.pk]
+
+
+def test_an_empty_seed_is_picked_sent_recorded_and_shown(simulator, owner):
+    job = run_to_end(jobs.create_job(owner, text_request()))
+    seed = job.request["seed"]
+    assert isinstance(seed, int) and 0 <= seed <= 2147483647
+    assert sim.last_request("apimart")["seed"] == seed
+    assert {image.seed for image in job.images.all()} == {seed}
+    again = jobs.retry(job)  # the portal's pick is not kept: the retry gets its own
+    assert again.request["seed_picked"] is True and isinstance(again.request["seed"], int)
+
+
+def test_a_gateway_without_seeds_gets_none(simulator, owner, priced):
+    job = jobs.create_job(owner, text_request(gateway="anyfast", model="doubao-seedream-4-5-251128", n=1))
+    assert job.request["seed"] is None and "seed_picked" not in job.request
+
+
+def test_retrying_a_partial_job_asks_only_for_the_missing_images(simulator, owner):
+    job = run_to_end(jobs.create_job(owner, text_request(n=4, model="wan2.7-image")))
+    assert job.status == Job.SUCCEEDED
+    Job.objects.filter(pk=job.pk).update(status=Job.PARTIAL)
+    job.images.filter(index__in=[2, 3]).delete()
+    job.refresh_from_db()
+    again = jobs.retry(job)
+    assert again.n_requested == 2
+    assert money(again) == {"hold": Decimal("0.40")}
 
 
 def test_more_results_than_asked_are_not_stored_or_charged(simulator, owner):
@@ -399,3 +514,21 @@ def test_more_results_than_asked_are_not_stored_or_charged(simulator, owner):
     job.refresh_from_db()
     assert job.status == Job.SUCCEEDED and job.images.count() == 1
     assert money(job)["charge"] == Decimal("0.20")
+
+
+def test_a_retried_submit_that_then_goes_through_clears_its_retrying_note(simulator, owner):
+    job = jobs.create_job(owner, text_request(prompt="a quiet harbour"))
+    assert jobs.transition(job, Job.SUBMITTING)
+    jobs.submit_failed(job, GatewayError(TRANSIENT, "Rate limit reached"))
+    job.refresh_from_db()
+    assert job.status == Job.QUEUED
+    assert (job.error_class, job.error_message) == ("transient", "Retrying: Rate limit reached")
+
+    Job.objects.filter(pk=job.pk).update(next_poll=None)
+    jobs.submit(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.RUNNING
+    assert (job.error_class, job.error_message) == ("", "")
+    job = run_to_end(job)
+    assert job.status == Job.SUCCEEDED
+    assert (job.error_class, job.error_message) == ("", "")

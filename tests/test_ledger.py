@@ -162,3 +162,79 @@ def test_concurrent_holds_cannot_overspend(owner):
     assert outcomes.count("held") == 2
     assert outcomes.count("refused") == 4
     assert ledger.month_spend(owner) == Decimal("2.00")
+
+
+@pytest.mark.django_db
+def test_quote_gives_price_total_what_is_left_and_whether_it_fits(owner):
+    Budget.objects.create(user=owner, monthly_limit=Decimal("1.00"))
+    found = ledger.quote(owner, "apimart", "wan2.7-image-pro", 2)
+    assert (found.price, found.total, found.left, found.fits) == (
+        Decimal("0.50"), Decimal("1.00"), Decimal("1.00"), True
+    )
+    too_many = ledger.quote(owner, "apimart", "wan2.7-image-pro", 3)
+    assert (too_many.total, too_many.fits) == (Decimal("1.50"), False)
+    assert too_many.problem == (
+        "This job would cost up to ¥1.50 but only ¥1.00 is left of your monthly budget."
+    )
+
+
+@pytest.mark.django_db
+def test_quote_has_no_total_without_a_price_or_a_usable_count(owner):
+    assert ledger.quote(owner, "anyfast", "wan2.7-image", 1).price is None  # anyfast publishes none
+    for n in (0, -3, "two", True):
+        found = ledger.quote(owner, "apimart", "wan2.7-image-pro", n)
+        assert (found.total, found.fits) == (None, False)
+
+
+@pytest.mark.django_db
+def test_quote_counts_team_budgets(owner, teammate):
+    Budget.objects.create(team=Group.objects.get(name="Design"), monthly_limit=Decimal("1.50"))
+    hold(make_job(teammate, n=2))
+    found = ledger.quote(owner, "apimart", "wan2.7-image-pro", 2)
+    assert not found.fits
+    assert "your team Design has only ¥0.50 left" in found.problem
+
+
+@pytest.mark.django_db
+def test_an_adjustment_records_the_staff_member_and_a_reason(owner, django_user_model):
+    staff = django_user_model.objects.create_user("lead", password="x", is_staff=True)
+    entry = ledger.adjust(owner, Decimal("-0.30"), "  refund for a broken image ", staff)
+    assert (entry.kind, entry.amount, entry.note, entry.recorded_by) == (
+        "adjustment", Decimal("-0.30"), "refund for a broken image", staff
+    )
+    assert ledger.month_spend(owner) == Decimal("-0.30")
+    with pytest.raises(ValueError):
+        ledger.adjust(owner, Decimal("1"), "   ", staff)
+    with pytest.raises(ValueError):
+        ledger.adjust(owner, Decimal("1"), "a reason", owner)  # not staff
+    assert LedgerEntry.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_adjustment_made_in_the_admin_goes_through_the_ledger(owner, client, django_user_model):
+    admin_user = django_user_model.objects.create_superuser("boss", password="pw")
+    client.force_login(admin_user)
+    url = "/admin/studio/ledgerentry/add/"
+    refused = client.post(url, {"user": owner.pk, "amount": "-0.30", "note": ""})
+    assert refused.status_code == 200 and "This field is required" in refused.content.decode()
+    assert not LedgerEntry.objects.exists()
+    client.post(url, {"user": owner.pk, "amount": "-0.30", "note": "refund"})
+    entry = LedgerEntry.objects.get()
+    assert (entry.kind, entry.amount, entry.note, entry.recorded_by) == (
+        "adjustment", Decimal("-0.30"), "refund", admin_user
+    )
+
+
+@pytest.mark.django_db
+def test_job_cost_says_held_charged_or_nothing(owner):
+    job = make_job(owner, n=2)
+    assert ledger.job_cost(job).state == "none"
+    hold(job)
+    assert ledger.job_cost(job) == ledger.JobCost(held=Decimal("1.00"), charged=None, released=None)
+    assert ledger.job_cost(job).state == "held"
+    ledger.release(job)
+    assert ledger.job_cost(job).state == "nothing"
+    other = make_job(owner, n=2)
+    hold(other)
+    ledger.settle(other, 1)
+    assert (ledger.job_cost(other).charged, ledger.job_cost(other).state) == (Decimal("0.50"), "charged")

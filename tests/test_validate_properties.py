@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import strategies as st
 from PIL import Image
 
+from studio import media
 from studio.gateways import adapter_for, catalog, fox_async, openai_sync, task_async
 from studio.gateways.errors import REJECTED, GatewayError
 from studio.gateways.request import ImageRequest, InputImage, options_set, validate
@@ -541,7 +542,13 @@ def as_the_wire_sees_it(request, inputs):
 
 
 def wire_body(request, inputs):
-    return WIRE_BODY[catalog.GATEWAYS[request.gateway].protocol](request, inputs)
+    return WIRE_BODY[catalog.GATEWAYS[request.gateway].protocol](request, ready(request, inputs))
+
+
+def ready(request, inputs):
+    """The inputs as media.input_images hands them to the request's adapter."""
+    offer = catalog.offer(request.gateway, request.model)
+    return [media.prepare_input(image, offer) for image in inputs]
 
 
 class FakeDownload:
@@ -685,7 +692,7 @@ def test_the_http_path_agrees(adapters, settings, image_host, valid, data):
         assert not accepted, describe(request, inputs)
     event("taken" if accepted else "refused")
     try:
-        state = adapters(request.gateway).submit(request, inputs)
+        state = adapters(request.gateway).submit(request, ready(request, inputs))
     except GatewayError as exc:
         assert not accepted, f"{exc!r}\n{describe(request, inputs)}"
         assert (exc.error_class, exc.status) == (REJECTED, 400)

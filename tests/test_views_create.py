@@ -1,5 +1,6 @@
 import json
 import re
+from html import unescape
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -269,6 +270,40 @@ def test_a_palette_from_a_flat_image_says_why(owner_client, owner):
     assert "fewer than 3 distinct colours" in html
 
 
+def test_balancing_a_palette_is_the_servers_rounding(owner_client):
+    html = owner_client.post(reverse("create_palette"), {
+        **form_data(), "balance": "1",
+        "palette_hex": ["#ff0000", "#00ff00", "#0000ff"], "palette_ratio": ["50", "25", "10"],
+    }, **HX).content.decode().split("<template")[0]  # the blank swatch template aside
+    ratios = re.findall(r'name="palette_ratio" value="([\d.]+)"', html)
+    assert ratios == ["58.82", "29.41", "11.77"]  # largest remainder: exactly 100.00 in all
+    assert re.findall(r'name="palette_hex" value="(#\w+)"', html) == ["#ff0000", "#00ff00", "#0000ff"]
+
+
+def test_balancing_a_palette_of_nothing_usable_gives_equal_shares(owner_client):
+    html = owner_client.post(reverse("create_palette"), {
+        **form_data(), "balance": "1",
+        "palette_hex": ["#ff0000", "#00ff00", "#0000ff"], "palette_ratio": ["0", "x", "-4"],
+    }, **HX).content.decode().split("<template")[0]
+    assert re.findall(r'name="palette_ratio" value="([\d.]+)"', html) == ["33.34", "33.33", "33.33"]
+
+
+def test_limits_on_the_page_come_from_the_catalog(owner_client):
+    html = options(owner_client, offer="apimart/wan2.7-image", mode="region-edit")
+    assert f'data-max-boxes="{catalog.BOXES_PER_IMAGE}"' in html
+    page = owner_client.get(reverse("create")).content.decode()
+    assert f'data-max="{catalog.SEED_MAX}"' in page
+    assert f'data-min="{catalog.PALETTE_MIN_COLOURS}" data-max="{catalog.PALETTE_MAX_COLOURS}"' in page
+    assert f"{catalog.INPUT_MIN_SIDE}–{catalog.INPUT_MAX_SIDE} px a side" in html
+
+
+def test_a_mode_has_one_wording_on_the_form_and_the_card(owner_client, owner):
+    html = options(owner_client, offer="apimart/wan2.7-image", mode="edit")
+    assert catalog.MODES["edit"].title in html
+    make_job(owner, mode="edit")
+    assert catalog.MODES["edit"].title in owner_client.get(reverse("jobs")).content.decode()
+
+
 # --- submitting --------------------------------------------------------------------------------
 
 
@@ -314,6 +349,34 @@ def test_errors_keep_every_value_and_upload_and_charge_nothing(owner_client, own
     assert f'name="upload" value="{kept.pk}"' in html
     assert "makes 1–4 images per request, not 9" in html
     assert 'value="edit" checked' in html
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"n": "0"}, "images per request, not 0"),
+    ({"n": "-3"}, "images per request, not -3"),
+    ({"n": "two"}, "must be a whole number"),
+    ({"offer": "evil/wan2.7-image"}, "There is no gateway called 'evil'"),
+    ({"offer": "apimart/gpt-image-1"}, "apimart does not offer 'gpt-image-1'"),
+    ({"mode": "paint"}, "There is no mode called 'paint'"),
+    ({"watermark": "maybe"}, "not 'maybe'"),
+])
+def test_nothing_is_guessed_an_unknown_value_is_refused(owner_client, fields, words):
+    html = unescape(submit(owner_client, **fields))
+    assert "The job was not created" in html
+    assert words in html
+    assert Job.objects.count() == 0 and LedgerEntry.objects.count() == 0
+
+
+def test_the_cost_line_never_shows_negative_money(owner_client, owner):
+    html = cost(owner_client, n="-3")
+    assert "¥-" not in html
+    assert "images per request, not -3" in html
+    Budget.objects.create(user=owner, monthly_limit="1.00")
+    hold(make_job(owner, status=Job.RUNNING, images=0, n=5))  # 5 × ¥0.20 held, then the budget was lowered
+    Budget.objects.filter(user=owner).update(monthly_limit="0.70")
+    html = cost(owner_client, n="1")
+    assert "¥-" not in html
+    assert "¥0.00 left this month (over budget by ¥0.30)" in html
 
 
 def test_a_prompt_error_sits_next_to_the_prompt(owner_client):
@@ -425,6 +488,27 @@ def test_arriving_with_an_upload_opens_an_image_mode(owner_client, owner):
 
 
 # --- access -------------------------------------------------------------------------------------
+
+
+def test_use_this_seed_fills_and_locks_the_seed(owner_client, owner):
+    job = make_job(owner, seed=1234)
+    html = owner_client.get(reverse("create") + f"?remix={job.pk}&seed=987654").content.decode()
+    assert 'name="seed" min="0"' in html and 'value="987654"' in html
+    assert 'name="seed_lock" value="1" checked' in html
+
+
+def test_a_remix_picks_a_new_seed_when_the_portal_picked_the_first(owner_client, owner):
+    job = make_job(owner, seed=1234)
+    Job.objects.filter(pk=job.pk).update(request={**job.request, "seed_picked": True})
+    html = owner_client.get(reverse("create") + f"?remix={job.pk}").content.decode()
+    assert 'value="1234"' not in html
+    assert 'name="seed_lock" value="1" checked' not in html
+
+
+def test_an_empty_seed_is_picked_and_recorded(owner_client):
+    submit(owner_client, offer="apimart/wan2.7-image", seed="")
+    job = Job.objects.get()
+    assert isinstance(job.request["seed"], int) and job.request["seed_picked"] is True
 
 
 @pytest.mark.parametrize("query", ["remix=%C2%B2", "upload=%C2%B2", "upload=99999999999999999999999"])

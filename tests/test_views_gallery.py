@@ -89,6 +89,14 @@ def test_favourites_filter(owner_client, image):
     assert [i.pk for i in response.context["images"]] == [image.pk]
 
 
+def test_the_lightbox_offers_the_seed_again_or_says_there_is_none(owner_client, owner, job, image):
+    html = owner_client.get(reverse("gallery_image", args=[image.pk]), **HX).content.decode()
+    assert f"{reverse('create')}?remix={job.pk}&amp;seed=42" in html and "Use this seed" in html
+    seedream = make_job(owner, images=1, gateway="anyfast", model="doubao-seedream-4-5-251128")
+    html = owner_client.get(reverse("gallery_image", args=[seedream.images.get().pk]), **HX).content.decode()
+    assert "AnyFast takes no seed for Seedream 4.5" in html
+
+
 def test_favourites_empty_state(owner_client, job):
     response = owner_client.get(reverse("gallery") + "?favourites=1")
     assert b"No favourites yet" in response.content

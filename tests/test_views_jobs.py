@@ -236,7 +236,11 @@ def test_cancel_cancels_and_releases_the_hold(owner_client, owner):
     assert found.status == Job.CANCELLED
     assert "Cancelled" in response.content.decode()
     assert json.loads(response["HX-Trigger"]) == {"spend-changed": {}}
-    assert ledger.job_cost(found) == (found.hold_amount, 0)
+    cost = ledger.job_cost(found)
+    assert (cost.held, cost.charged) == (found.hold_amount, 0)
+    assert cost.state == "nothing"
+    assert "Nothing charged" in response.content.decode()
+    assert "Charged" not in response.content.decode()
 
 
 def test_cancel_without_js_redirects(owner_client, owner):
@@ -359,3 +363,94 @@ def test_anonymous_goes_to_login(client, owner, method, name):
 def test_actions_reject_get(owner_client, job):
     for name in ("job_cancel", "job_retry", "job_delete"):
         assert owner_client.get(reverse(name, args=[job.pk])).status_code == 405
+
+
+# --- what the money line says ------------------------------------------------------------------
+
+
+def settle(job, images):
+    hold(job)
+    ledger.settle(job, images)
+
+
+def test_a_stopped_job_says_what_the_gateway_still_made(owner_client, owner):
+    found = make_job(owner, status=Job.SUCCEEDED, images=2)
+    Job.objects.filter(pk=found.pk).update(stopped_by_user=True)
+    settle(found, 2)
+    html = owner_client.get(reverse("job_card", args=[found.pk]), **HX).content.decode()
+    assert "Stopped by you — the gateway still made 2 images (¥0.40), kept in your gallery" in html
+
+
+def test_a_sent_job_offers_stop_waiting_and_says_it_will_bill(owner_client, running):
+    html = owner_client.get(reverse("job_card", args=[running.pk]), **HX).content.decode()
+    assert ">Stop waiting</button>" in html
+    assert "The gateway cannot stop this job and will bill it." in html
+
+
+def test_a_queued_job_offers_a_real_cancel(owner_client, owner):
+    found = make_job(owner, status=Job.QUEUED, images=0)
+    html = owner_client.get(reverse("job_card", args=[found.pk]), **HX).content.decode()
+    assert ">Cancel</button>" in html and "will bill it" not in html
+
+
+def test_stop_waiting_keeps_the_job_running(owner_client, running):
+    response = owner_client.post(reverse("job_cancel", args=[running.pk]), **HX)
+    running.refresh_from_db()
+    assert running.status == Job.RUNNING and running.stopped_by_user
+    assert "Stopped by you" in response.content.decode()
+    assert "Stop waiting</button>" not in response.content.decode()
+
+
+def test_a_partial_job_says_what_arrived_and_retries_only_the_rest(owner_client, owner):
+    found = make_job(owner, status=Job.PARTIAL, images=3, n=4)
+    settle(found, 3)
+    html = owner_client.get(reverse("job_card", args=[found.pk]), **HX).content.decode()
+    assert "3 of 4 images arrived; you paid for 3." in html
+    assert "Retry the missing 1" in html
+
+
+def unconfirmed(owner):
+    found = make_job(owner, status=Job.FAILED, images=0, n=5)
+    Job.objects.filter(pk=found.pk).update(needs_review=True, review_reason="submit may have reached it")
+    hold(found)
+    found.refresh_from_db()
+    return found
+
+
+def test_an_unconfirmed_job_shows_its_exposure_and_asks_before_a_retry(owner_client, owner):
+    found = unconfirmed(owner)
+    html = owner_client.get(reverse("job_card", args=[found.pk]), **HX).content.decode()
+    assert "Unconfirmed: up to <strong>¥1.00</strong>" in html
+    assert "The first try may also have been made and billed by the gateway (up to ¥1.00)" in html
+    assert "Resolve from the gateway" not in html  # staff only
+    spend = owner_client.get(reverse("spend")).content.decode()
+    assert "Unconfirmed" in spend and "¥1.00" in spend
+
+
+def test_staff_resolve_an_unconfirmed_job_with_a_note(client, owner, staff):
+    found = unconfirmed(owner)
+    client.force_login(staff)
+    own = unconfirmed(staff)
+    card = client.get(reverse("job_card", args=[own.pk]), **HX).content.decode()
+    assert "Resolve from the gateway" in card
+    refused = client.post(reverse("job_resolve", args=[found.pk]), {"images": "2", "note": ""}, **HX)
+    assert "Say how you checked" in refused.content.decode()
+    url = reverse("job_resolve", args=[found.pk])
+    response = client.post(url, {"images": "2", "note": "billing page"}, **HX)
+    assert response.status_code == 200
+    found.refresh_from_db()
+    assert not found.needs_review
+    charge = LedgerEntry.objects.get(job=found, kind="charge")
+    assert charge.recorded_by == staff and charge.note.endswith("billing page")
+    assert charge.amount == found.unit_price * 2
+    assert ledger.month_spend(owner) == found.unit_price * 2
+
+
+def test_only_staff_may_resolve(owner_client, owner, client):
+    found = unconfirmed(owner)
+    url = reverse("job_resolve", args=[found.pk])
+    assert owner_client.post(url, {"images": "0", "note": "x"}).status_code == 404
+    client.logout()
+    response = client.post(url, {"images": "0", "note": "x"})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert not LedgerEntry.objects.filter(job=found, kind="release").exists()

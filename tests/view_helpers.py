@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from PIL import Image as PILImage
 
-from studio import media, uploads
+from studio import media
 from studio.gateways.request import ImageRequest
 from studio.models import Job, LedgerEntry
 
@@ -28,9 +28,9 @@ def image_bytes(width=512, height=512, fmt="PNG", colour=(200, 60, 40), mode="RG
 
 def make_upload(user, width=512, height=512, name="photo.png", fmt="PNG", **kwargs):
     data = image_bytes(width, height, fmt, **kwargs)
-    facts, problem = uploads.read_facts(data)
+    facts, problem = media.read_facts(data)
     assert facts is not None, problem
-    return uploads.store(user, data, name, facts)
+    return media.store(user, data, name, facts)
 
 
 def make_job(user, status=Job.SUCCEEDED, images=2, gateway="apimart", model="wan2.7-image",

@@ -67,7 +67,7 @@
     var random = event.target.closest("[data-random-seed]");
     if (random) {
       var seed = document.getElementById("id_seed");
-      var max = Number(random.dataset.max) || 2147483647;
+      var max = Number(random.dataset.max);  // the catalog's largest seed
       var values = new Uint32Array(1);
       window.crypto.getRandomValues(values);
       seed.value = String(values[0] % (max + 1));
@@ -178,7 +178,11 @@
   });
 
   /* --- region boxes: drawn with pointer events, stored in the image's own pixels --- */
-  var MAX_BOXES = 2;
+  // How many boxes an image takes comes from the catalog, rendered on the chips' container.
+  function maxBoxes(chip) {
+    var holder = chip.closest("[data-max-boxes]");
+    return holder ? Number(holder.dataset.maxBoxes) : 0;
+  }
 
   function readBoxes(chip) {
     var input = chip.querySelector("[data-boxes]");
@@ -213,7 +217,7 @@
       });
       board.appendChild(el);
     });
-    board.classList.toggle("is-full", readBoxes(chip).length >= MAX_BOXES);
+    board.classList.toggle("is-full", readBoxes(chip).length >= maxBoxes(chip));
   }
 
   function toImage(board, event) {
@@ -233,7 +237,7 @@
       drawBoxes(chip);
       board.addEventListener("pointerdown", function (event) {
         if (event.button !== 0 && event.pointerType === "mouse") return;
-        if (readBoxes(chip).length >= MAX_BOXES) {
+        if (readBoxes(chip).length >= maxBoxes(chip)) {
           board.classList.add("shake");
           setTimeout(function () { board.classList.remove("shake"); }, 400);
           return;
@@ -269,7 +273,7 @@
         if (box[2] - box[0] < width / 100 || box[3] - box[1] < height / 100) return;
         var boxes = readBoxes(chip);
         boxes.push(box);
-        setBoxes(chip, boxes.slice(0, MAX_BOXES));
+        setBoxes(chip, boxes.slice(0, maxBoxes(chip)));
       }
       board.addEventListener("pointerup", finish);
       board.addEventListener("pointercancel", function () {
@@ -283,16 +287,14 @@
   /* --- palette editor --- */
   function paletteBox() { return document.querySelector("[data-palette]"); }
 
-  function ratios() {
-    return Array.prototype.map.call(document.querySelectorAll("[data-palette] [name=palette_ratio]"), function (input) {
-      return input;
-    });
+  function ratioInputs() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-palette] [name=palette_ratio]"));
   }
 
   function updatePaletteTotal() {
     var box = paletteBox();
     if (!box) return;
-    var inputs = ratios();
+    var inputs = ratioInputs();
     var row = box.querySelector("[data-palette-total-row]");
     row.hidden = inputs.length === 0;
     var hundredths = inputs.reduce(function (sum, input) { return sum + Math.round((parseFloat(input.value) || 0) * 100); }, 0);
@@ -303,28 +305,11 @@
     box.querySelector("[data-add-swatch]").disabled = count >= Number(box.dataset.max);
   }
 
+  // Balancing to exactly 100.00% is the server's (the same rounding the gateways' palettes get):
+  // the Balance button posts the palette and gets the editor back.
   function balance() {
-    var inputs = ratios();
-    if (!inputs.length) return;
-    var values = inputs.map(function (input) { return Math.max(0, parseFloat(input.value) || 0); });
-    var total = values.reduce(function (a, b) { return a + b; }, 0);
-    if (total <= 0) values = values.map(function () { return 1; });
-    total = values.reduce(function (a, b) { return a + b; }, 0);
-    // Largest remainder in hundredths, every colour at least 0.01%.
-    var exact = values.map(function (v) { return v / total * 10000; });
-    var floors = exact.map(function (v) { return Math.max(1, Math.floor(v)); });
-    var missing = 10000 - floors.reduce(function (a, b) { return a + b; }, 0);
-    var order = exact.map(function (v, i) { return i; }).sort(function (a, b) { return (exact[b] - Math.floor(exact[b])) - (exact[a] - Math.floor(exact[a])); });
-    var i = 0, guard = 0;
-    while (missing !== 0 && guard < 100000) {
-      var index = order[i % order.length];
-      if (missing > 0) { floors[index] += 1; missing -= 1; }
-      else if (floors[index] > 1) { floors[index] -= 1; missing += 1; }
-      i += 1; guard += 1;
-    }
-    inputs.forEach(function (input, index) { input.value = (floors[index] / 100).toFixed(2); });
-    updatePaletteTotal();
-    fire(inputs[0], "change");
+    var button = document.querySelector("[data-palette] [data-balance]");
+    if (button) button.click();
   }
 
   function paletteClick(event) {
@@ -357,7 +342,6 @@
       fire(box, "change");
       return;
     }
-    if (event.target.closest("[data-balance]")) { balance(); return; }
     if (event.target.closest("[data-clear-palette]")) {
       box.querySelector("[data-swatches]").innerHTML = "";
       updatePaletteTotal();

@@ -68,9 +68,19 @@
     var which = event.key === "ArrowLeft" ? "prev" : event.key === "ArrowRight" ? "next" : null;
     if (!which) return;
     var link = box.querySelector('[data-nav="' + which + '"]');
-    if (link) {
-      event.preventDefault();
-      link.click();
+    if (!link) return;
+    event.preventDefault();
+    // Not link.click(): htmx binds its click handler to swapped-in links only when the swap
+    // settles, a timer (defaultSettleDelay) after the new image is already on screen. A key
+    // pressed in that gap clicked a plain <a href> and the whole page went to /gallery/<id>/,
+    // more often the busier the machine. Asking htmx for the request directly does not depend
+    // on whether the link has been processed yet.
+    if (window.htmx) {
+      window.htmx.ajax("GET", link.getAttribute("hx-get"), {
+        source: link, target: "#lightbox-body", swap: "innerHTML",
+      });
+    } else {
+      window.location.assign(link.href);
     }
   });
 

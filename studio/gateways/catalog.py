@@ -4,7 +4,7 @@ This is the only place a gateway limit is written down. The create form, validat
 (request.validate), the adapters and pricing (ledger.unit_price) all read it, so a limit
 changes here and nowhere else.
 
-Sources: /work/shared/providers.md and the raw documentation pages it was built from
+Sources: `../shared/providers.md` (beside this repository, not in it) and the raw pages it was built from
 (seeds 000 anyfast Wan, 001 anyfast Seedream, 002 apimart, 003 gccai, 004 foxapi). Where the
 two disagree the raw page wins. Where a gateway documents nothing we choose the conservative
 value and say so in a comment next to it.
@@ -42,12 +42,33 @@ REFERENCE = "reference"  # several input images ("image 1", "image 2" in the pro
 REGION_EDIT = "region-edit"  # input images with boxes marking the regions to change
 STORYBOARD = "storyboard"  # sequential generation: a coherent series, n is a maximum
 
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One wording per mode, everywhere: tabs, cards, filters and messages."""
+
+    title: str  # on its own: "Edit an image"
+    phrase: str  # inside a sentence: "… has no edit mode"
+    hint: str  # what to do, under the mode tabs
+
+
 MODES = {
-    TEXT_TO_IMAGE: "text-to-image",
-    EDIT: "edit",
-    REFERENCE: "reference",
-    REGION_EDIT: "region edit",
-    STORYBOARD: "storyboard",
+    TEXT_TO_IMAGE: Mode("Text to image", "text-to-image", "Describe the picture you want."),
+    EDIT: Mode("Edit an image", "edit", "Add one image and describe the change you want."),
+    REFERENCE: Mode(
+        "Combine references",
+        "reference",
+        "Add two or more images and refer to them as “image 1”, “image 2” in the prompt.",
+    ),
+    REGION_EDIT: Mode(
+        "Region edit", "region edit", "Add images, then drag on them to box the areas to change."
+    ),
+    STORYBOARD: Mode(
+        "Storyboard",
+        "storyboard",
+        "A coherent series of images; the model decides how many, up to the number you set.",
+    ),
 }
 
 # --- Sizes ------------------------------------------------------------------------------------
@@ -64,6 +85,10 @@ MAX_ASPECT = 8
 MIN_PIXELS = 768 * 768
 MAX_PIXELS_2K = 2048 * 2048
 MAX_PIXELS_4K = 4096 * 4096
+# 1K or 2K with any aspect, or an exact W×H, up to 2048² pixels: what most Wan modes take.
+SIZES_2K = dict(
+    tiers=("1K", "2K"), aspects=ASPECTS, exact_size=True, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS_2K
+)
 
 # --- Options ----------------------------------------------------------------------------------
 # Named after the ImageRequest fields (and the create form's fields) they switch on.
@@ -99,7 +124,7 @@ BOXES_PER_IMAGE = 2
 INPUT_MIN_SIDE = 240
 INPUT_MAX_SIDE = 8000
 INPUT_MAX_BYTES = 20 * 1024 * 1024
-# Formats sent as they are; anything else is re-encoded before sending (request.as_data_uri).
+# Formats sent as they are; anything else is re-encoded before sending (media.as_data_uri).
 WAN_INPUT_FORMATS = ("image/jpeg", "image/png", "image/bmp", "image/webp")
 
 
@@ -121,7 +146,7 @@ class ModeLimits:
 
     @property
     def label(self):
-        return MODES[self.mode]
+        return MODES[self.mode].phrase
 
 
 @dataclass(frozen=True)
@@ -214,9 +239,6 @@ def anyfast_wan(model, display_name, pro):
     # Seed 000. Presets 1K/2K/4K are squares; any other aspect goes as {W}x{H} pixels.
     # 4K and pixel totals above 2048² are for wan2.7-image-pro text-to-image only.
     common = frozenset({SEED, WATERMARK, B64_JSON})
-    sizes_2k = dict(
-        tiers=("1K", "2K"), aspects=ASPECTS, exact_size=True, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS_2K
-    )
     return Offer(
         gateway="anyfast",
         model=model,
@@ -238,10 +260,12 @@ def anyfast_wan(model, display_name, pro):
                 max_pixels=MAX_PIXELS_4K if pro else MAX_PIXELS_2K,
                 options=common | {THINKING_MODE},
             ),
-            ModeLimits(EDIT, n_min=1, n_max=4, min_images=1, max_images=1, options=common, **sizes_2k),
-            ModeLimits(REFERENCE, n_min=1, n_max=4, min_images=2, max_images=9, options=common, **sizes_2k),
+            ModeLimits(EDIT, n_min=1, n_max=4, min_images=1, max_images=1, options=common, **SIZES_2K),
+            ModeLimits(REFERENCE, n_min=1, n_max=4, min_images=2, max_images=9, options=common, **SIZES_2K),
             # enable_sequential: n is the most the model may make, 1–12.
-            ModeLimits(STORYBOARD, n_min=1, n_max=12, min_images=0, max_images=9, options=common, **sizes_2k),
+            ModeLimits(
+                STORYBOARD, n_min=1, n_max=12, min_images=0, max_images=9, options=common, **SIZES_2K
+            ),
         ),
         prompt_max=5000,
         prompt_optional_with_images=False,  # seed 000: prompt is required
@@ -373,9 +397,6 @@ def foxapi_wan(model, upstream_model, display_name):
     # (768²–2048²), the range every Wan 2.7 scenario accepts, and leave 4K out rather than
     # promise what it may refuse (HTTP 422, no channel can serve the options).
     common = frozenset({NEGATIVE_PROMPT, SEED, SAFETY_CHECKER})
-    sizes = dict(
-        tiers=("1K", "2K"), aspects=ASPECTS, exact_size=True, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS_2K
-    )
     return Offer(
         gateway="foxapi",
         model=model,
@@ -384,7 +405,9 @@ def foxapi_wan(model, upstream_model, display_name):
         upstream_model=upstream_model,
         documented_price=None,  # foxapi publishes no per-image price
         modes=(
-            ModeLimits(TEXT_TO_IMAGE, n_min=1, n_max=5, min_images=0, max_images=0, options=common, **sizes),
+            ModeLimits(
+                TEXT_TO_IMAGE, n_min=1, n_max=5, min_images=0, max_images=0, options=common, **SIZES_2K
+            ),
             # enable_prompt_expansion is "only available in image editing mode".
             ModeLimits(
                 EDIT,
@@ -393,7 +416,7 @@ def foxapi_wan(model, upstream_model, display_name):
                 min_images=1,
                 max_images=1,
                 options=common | {PROMPT_EXPANSION},
-                **sizes,
+                **SIZES_2K,
             ),
             ModeLimits(
                 REFERENCE,
@@ -402,7 +425,7 @@ def foxapi_wan(model, upstream_model, display_name):
                 min_images=2,
                 max_images=4,
                 options=common | {PROMPT_EXPANSION},
-                **sizes,
+                **SIZES_2K,
             ),
         ),
         prompt_max=2000,

@@ -1,6 +1,6 @@
 """The one error type the gateways raise, and how a gateway's answer is classified.
 
-Four classes (providers.md §5), each with its own handling in jobs.py:
+Four classes (`../shared/providers.md` §5, beside this repository), each with its own handling in jobs.py:
   transient  connection error, timeout, 429, 5xx: retry with backoff
   rejected   400, 422, moderation: fail the job with the gateway's words, no retry, no charge
   account    401, 402, 403 (bad key, no balance): fail the job and tell the admin
@@ -56,10 +56,6 @@ class GatewayError(Exception):
         # blindly.
         self.may_have_reached = may_have_reached
         self.code = code  # the gateway's error code where it gave one
-
-    @property
-    def retryable(self):
-        return self.error_class == TRANSIENT
 
     def __repr__(self):
         return (

@@ -26,21 +26,16 @@ from studio.gateways.errors import (
 logger = logging.getLogger("studio.gateways")
 
 USER_AGENT = "ImageStudio/0.1 (+self-hosted)"
-# Seconds. Overridable in settings (tests shorten them). The sync gateway (anyfast) holds the
-# connection open while it generates, which takes tens of seconds, so its read timeout is long.
-CONNECT_TIMEOUT = 10
-READ_TIMEOUT = 30
-SYNC_READ_TIMEOUT = 300
 
 CONFIGURED, SIMULATOR, NOT_CONFIGURED = "configured", "simulator", "not configured"
 SIMULATOR_API_KEY = "simulator"
 
 
 def timeouts(sync=False):
-    connect = getattr(settings, "STUDIO_GATEWAY_CONNECT_TIMEOUT", CONNECT_TIMEOUT)
+    """(connect, read) seconds; the sync gateway (anyfast) holds the connection while it generates."""
     if sync:
-        return connect, getattr(settings, "STUDIO_SYNC_READ_TIMEOUT", SYNC_READ_TIMEOUT)
-    return connect, getattr(settings, "STUDIO_GATEWAY_READ_TIMEOUT", READ_TIMEOUT)
+        return settings.STUDIO_GATEWAY_CONNECT_TIMEOUT, settings.STUDIO_SYNC_READ_TIMEOUT
+    return settings.STUDIO_GATEWAY_CONNECT_TIMEOUT, settings.STUDIO_GATEWAY_READ_TIMEOUT
 
 
 # --- Configuration (read at call time so settings overrides apply) ----------------------------
@@ -48,10 +43,10 @@ def timeouts(sync=False):
 
 def gateway_state(gateway):
     """ "configured" with an API key; else "simulator" when the simulator is on; else "not configured"."""
-    config = getattr(settings, "STUDIO_GATEWAYS", {}).get(gateway) or {}
+    config = settings.STUDIO_GATEWAYS.get(gateway) or {}
     if config.get("api_key"):
         return CONFIGURED
-    if getattr(settings, "STUDIO_SIMULATOR", False):
+    if settings.STUDIO_SIMULATOR:
         return SIMULATOR
     return NOT_CONFIGURED
 

@@ -7,7 +7,7 @@ is no task to poll.
 from studio.gateways import catalog
 from studio.gateways.errors import LOST, REJECTED, TRANSIENT, GatewayError, error_from_body, task_error
 from studio.gateways.http import Adapter, timeouts
-from studio.gateways.request import as_data_uri
+from studio.gateways.request import data_uris
 from studio.gateways.results import COMPLETED, FAILED, Result, TaskState
 
 SEEDREAM = "doubao-seedream-4-5-251128"
@@ -32,7 +32,7 @@ def wire_size(request):
 def wire_body(request, inputs):
     """The JSON body anyfast gets: only documented fields, only those set or the mode needs."""
     offer = catalog.offer(request.gateway, request.model)
-    images = [as_data_uri(image, offer.input_formats, offer.input_transparency) for image in inputs]
+    images = data_uris(inputs)
     if request.model == SEEDREAM:
         return seedream_body(request, offer, images)
     return wan_body(request, offer, images)

@@ -4,13 +4,9 @@ validate() turns every rule of the gateways' documentation into a check with a m
 person can act on. All limits come from the catalog; this module only knows how to compare.
 """
 
-import base64
-import io
 import re
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal, InvalidOperation
-
-from PIL import Image as PILImage
 
 from studio.gateways import catalog
 from studio.gateways.errors import REJECTED, GatewayError
@@ -18,11 +14,16 @@ from studio.gateways.errors import REJECTED, GatewayError
 
 @dataclass
 class InputImage:
-    data: bytes  # the stored upload's bytes
+    """An input image as an adapter sends it. media.prepare_input fills data_uri (or problem) for
+    the job's offer, so an adapter only puts it on the wire and never opens the bytes."""
+
+    data: bytes  # the stored upload's bytes (validate reads their size)
     mime: str  # "image/png", ...
     width: int
     height: int
     url: str | None = None  # short-lived public URL (foxapi only takes URLs)
+    data_uri: str | None = None  # `data:{mime};base64,...`, converted as the gateway needs it
+    problem: str = ""  # why no data_uri could be made, in plain words
 
 
 @dataclass
@@ -56,10 +57,6 @@ class ImageRequest:
     def from_dict(cls, d):
         known = {found.name for found in fields(cls)}
         return cls(**{key: value for key, value in d.items() if key in known})
-
-    @property
-    def offer(self):
-        return catalog.offer(self.gateway, self.model)
 
     def pixel_size(self):
         """(width, height) of the output as asked, or None when left to the gateway."""
@@ -103,10 +100,10 @@ def validate(request, inputs):
         if request.mode not in catalog.MODES:
             add("mode", f"There is no mode called {request.mode!r}.")
         else:
-            offered = ", ".join(catalog.MODES[mode] for mode in offer.mode_keys)
+            offered = ", ".join(catalog.MODES[mode].phrase for mode in offer.mode_keys)
             add(
                 "mode",
-                f"{request.model} on {request.gateway} has no {catalog.MODES[request.mode]} mode; "
+                f"{request.model} on {request.gateway} has no {catalog.MODES[request.mode].phrase} mode; "
                 f"it offers {offered}.",
             )
         return errors
@@ -180,16 +177,24 @@ def option_field(option):
     return "response_format" if option == catalog.B64_JSON else option
 
 
+SWITCHES = (catalog.WATERMARK, catalog.THINKING_MODE, catalog.SAFETY_CHECKER, catalog.PROMPT_EXPANSION)
+
+
 def check_options(request, offer, limits, add):
     if request.response_format not in ("url", "b64_json"):
         add("response_format", f'Results come as "url" or "b64_json", not {request.response_format!r}.')
+    for option in SWITCHES:
+        value = getattr(request, option)
+        if value is not None and not isinstance(value, bool):
+            label = catalog.OPTION_LABELS[option]
+            add(option, f"Choose on, off or the gateway's default for {label}, not {value!r}.")
     for option in options_set(request):
         if option in limits.options:
             continue
         label = catalog.OPTION_LABELS[option]
         elsewhere = offer.modes_with(option)
         if elsewhere:
-            modes = ", ".join(catalog.MODES[mode] for mode in elsewhere)
+            modes = ", ".join(catalog.MODES[mode].phrase for mode in elsewhere)
             message = f"{label[0].upper()}{label[1:]} can't be used in {limits.label} mode, only in {modes}."
         else:
             message = f"{request.gateway} does not support {label} for {request.model}."
@@ -263,14 +268,14 @@ def check_size(request, offer, limits, add):
 def tier_message(tier, offer, limits):
     same_model = [mode for mode in offer.mode_keys if tier in offer.limits(mode).tiers]
     if same_model:
-        modes = ", ".join(catalog.MODES[mode] for mode in same_model)
+        modes = ", ".join(catalog.MODES[mode].phrase for mode in same_model)
         return f"{tier} is only available for {offer.model} {modes}."
     tiers = " or ".join(limits.tiers)
     message = f"{offer.model} on {offer.gateway} offers {tiers}, not {tier}."
     for other in catalog.offers_for(offer.gateway):
         for mode in other.mode_keys:
             if tier in other.limits(mode).tiers:
-                return f"{message} {tier} is only available for {other.model} {catalog.MODES[mode]}."
+                return f"{message} {tier} is only available for {other.model} {catalog.MODES[mode].phrase}."
     return message
 
 
@@ -381,21 +386,33 @@ def check_images(request, offer, limits, images, add):
         if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
             add("images", f"Image {number}: its size could not be read.")
             continue
-        low, high = catalog.INPUT_MIN_SIDE, catalog.INPUT_MAX_SIDE
-        if not (low <= width <= high and low <= height <= high):
-            add("images", f"Image {number} is {width}×{height} px; each side must be {low}–{high} px.")
-        elif max(width, height) > catalog.MAX_ASPECT * min(width, height):
-            add(
-                "images",
-                f"Image {number} is {width}×{height} px; its aspect ratio must be between 1:8 and 8:1.",
-            )
-        if facts["size"] and facts["size"] > catalog.INPUT_MAX_BYTES:
-            megabytes = facts["size"] / (1024 * 1024)
-            add(
-                "images",
-                f"Image {number} is {megabytes:.1f} MB; the limit is "
-                f"{catalog.INPUT_MAX_BYTES // (1024 * 1024)} MB.",
-            )
+        subject = f"Image {number}"
+        for problem in (sides_problem(subject, width, height), size_problem(subject, facts["size"])):
+            if problem:
+                add("images", problem)
+
+
+# One image's sides and bytes against the limits every gateway shares. validate() says
+# "Image 2 is …", the upload check (media.check_facts) says "It is …": the subject is theirs,
+# the rule is here.
+
+
+def sides_problem(subject, width, height):
+    """Why an image of these sides can't be sent (each side, then the aspect ratio), or ""."""
+    low, high = catalog.INPUT_MIN_SIDE, catalog.INPUT_MAX_SIDE
+    if not (low <= width <= high and low <= height <= high):
+        return f"{subject} is {width}×{height} px; each side must be {low}–{high} px."
+    if max(width, height) > catalog.MAX_ASPECT * min(width, height):
+        return f"{subject} is {width}×{height} px; its aspect ratio must be between 1:8 and 8:1."
+    return ""
+
+
+def size_problem(subject, size):
+    """Why an image of this many bytes can't be sent, or ""."""
+    if not size or size <= catalog.INPUT_MAX_BYTES:
+        return ""
+    return (f"{subject} is {size / (1024 * 1024):.1f} MB; the limit is "
+            f"{catalog.INPUT_MAX_BYTES // (1024 * 1024)} MB.")
 
 
 def check_boxes(request, limits, images, add):
@@ -445,46 +462,12 @@ def check_boxes(request, limits, images, add):
 
 # --- Input images on the wire -----------------------------------------------------------------
 
-MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp"}
-# Formats that can't carry transparency: sent as they are without opening them.
-OPAQUE_FORMATS = ("image/jpeg", "image/bmp")
 
-
-def as_data_uri(image, formats, transparency):
-    """`data:{mime};base64,...` for an input image, re-encoded when the gateway needs it.
-
-    Sent unchanged when its format is one of `formats` and it has no transparency the gateway
-    would refuse (anyfast: "PNG (no transparency)"). Otherwise it is re-encoded as PNG, with
-    transparent pixels flattened onto white when `transparency` is False, or as JPEG if that
-    PNG would pass the 20 MB input limit.
-    """
-    mime = MIME_ALIASES.get(image.mime, image.mime)
-    if mime in formats and (transparency or mime in OPAQUE_FORMATS):
-        return data_uri(mime, image.data)
-    try:
-        with PILImage.open(io.BytesIO(image.data)) as opened:
-            opened.load()
-            has_alpha = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
-            if mime in formats and not has_alpha:
-                return data_uri(mime, image.data)
-            if has_alpha and not transparency:
-                rgba = opened.convert("RGBA")
-                converted = PILImage.new("RGB", rgba.size, (255, 255, 255))
-                converted.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                converted = opened.convert("RGBA" if has_alpha else "RGB")
-    except OSError:  # Pillow's UnidentifiedImageError included
-        raise GatewayError(
-            REJECTED, f"An input image ({image.mime}) could not be read to convert it."
-        ) from None
-    out = io.BytesIO()
-    converted.save(out, format="PNG")
-    if out.tell() <= catalog.INPUT_MAX_BYTES or converted.mode == "RGBA":
-        return data_uri("image/png", out.getvalue())
-    out = io.BytesIO()
-    converted.save(out, format="JPEG", quality=92)
-    return data_uri("image/jpeg", out.getvalue())
-
-
-def data_uri(mime, data):
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+def data_uris(inputs):
+    """The data URIs media.prepare_input made for these inputs. One it could not convert fails
+    the job as rejected, before anything is sent."""
+    for image in inputs:
+        if image.data_uri is None:
+            problem = image.problem or f"An input image ({image.mime}) was not prepared to send."
+            raise GatewayError(REJECTED, problem)
+    return [image.data_uri for image in inputs]

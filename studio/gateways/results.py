@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from studio.gateways.errors import GatewayError
 
 PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = "pending", "running", "completed", "failed", "cancelled"
-STATUSES = (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED)
 
 # Gateways' status words mapped onto ours. "processing" is the documented word on both async
 # protocols; the others are spellings seen on sibling APIs, accepted so a renamed status
@@ -46,10 +45,6 @@ class TaskState:
     error: GatewayError | None = None  # set when status == "failed"
     usage: dict | None = None
     partial_failures: list[str] = field(default_factory=list)  # images that failed (Seedream)
-
-    @property
-    def finished(self):
-        return self.status in (COMPLETED, FAILED, CANCELLED)
 
 
 def status_from_word(word):

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from studio.gateways import catalog
 from studio.gateways.errors import REJECTED, TRANSIENT, GatewayError, error_from_body, task_error
 from studio.gateways.http import Adapter
-from studio.gateways.request import as_data_uri
+from studio.gateways.request import data_uris
 from studio.gateways.results import (
     COMPLETED,
     FAILED,
@@ -43,9 +43,7 @@ def wire_body(request, inputs):
     if request.prompt:
         body["prompt"] = request.prompt  # optional when editing
     if inputs:
-        body["image_urls"] = [
-            as_data_uri(image, offer.input_formats, offer.input_transparency) for image in inputs
-        ]
+        body["image_urls"] = data_uris(inputs)
     storyboard = request.mode == catalog.STORYBOARD
     if request.n != 1 or storyboard:
         body["n"] = request.n

@@ -31,11 +31,11 @@ KEPT_REQUESTS = 50  # received bodies kept per gateway
 
 def latency():
     # Read at request time so tests can change it with the settings fixture.
-    return float(getattr(settings, "STUDIO_SIMULATOR_LATENCY", 6.0))
+    return float(settings.STUDIO_SIMULATOR_LATENCY)
 
 
 def timeout_sleep():
-    return float(getattr(settings, "STUDIO_SIMULATOR_TIMEOUT_SLEEP", 30.0))
+    return float(settings.STUDIO_SIMULATOR_TIMEOUT_SLEEP)
 
 
 def record_request(gateway, body):

@@ -1,7 +1,7 @@
 """Wire-level checks, as the real gateways make them, written from their documentation
-(/work/shared/seeds, docs/providers.md) and kept independent of studio.gateways on purpose:
-the simulator plays the gateway, and a property test compares the portal's validate() with
-these checks.
+(`../shared/providers.md` and the raw pages in `../shared/seeds/`, which sit beside this
+repository, not in it) and kept independent of studio.gateways on purpose: the simulator plays
+the gateway, and a property test compares the portal's validate() with these checks.
 
 check(gateway, body) either raises Invalid (answered with HTTP 400 in the gateway's own error
 envelope) or returns a Plan: what the gateway will make (count, pixel size, inputs, palette…).

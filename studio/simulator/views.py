@@ -1,14 +1,16 @@
-"""The four gateways' HTTP endpoints, each speaking its own wire protocol (docs/providers.md).
+"""The four gateways' HTTP endpoints, each speaking its own wire protocol (as written down in
+`../shared/providers.md`, beside this repository).
 
-No login and no CSRF: callers authenticate with a bearer key, like at the real gateways. Any
-non-empty key works except two that play account trouble: "invalid" (401) and "broke" (no
-balance: 403 on new-api gateways, 402 on foxapi).
+No login (@login_not_required on every view) and no CSRF: callers authenticate with a bearer
+key, like at the real gateways. Any non-empty key works except two that play account trouble:
+"invalid" (401) and "broke" (no balance: 403 on new-api gateways, 402 on foxapi).
 """
 
 import base64
 import json
 import time
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -21,6 +23,7 @@ from studio.simulator.validation import PROTOCOLS, SEEDREAM
 FOX_CREDITS_PER_IMAGE = 10  # simulator's choice: foxapi's credit prices are not documented
 
 
+@login_not_required
 @csrf_exempt
 @require_POST
 def generations(request, gateway):
@@ -33,6 +36,7 @@ def generations(request, gateway):
     return response if response is not None else HttpResponse(status=204)
 
 
+@login_not_required
 @csrf_exempt
 @require_GET
 def task_status(request, gateway, task_id):
@@ -56,6 +60,7 @@ def task_status(request, gateway, task_id):
     return JsonResponse(fox_status(request, task, current))
 
 
+@login_not_required
 @require_GET
 def result_file(request, gateway, task_id, index):
     """A result image, public like a gateway's CDN URL, for 24 hours after completion."""
@@ -79,6 +84,7 @@ def result_file(request, gateway, task_id, index):
     return response
 
 
+@login_not_required
 @require_GET
 def recent_requests(request, gateway):
     """Debug: the last bodies this gateway received, long strings (base64 images) cut short."""

@@ -1,5 +1,7 @@
 """The create page: the form, its htmx fragments (options, cost, uploads, palette) and submit."""
 
+from decimal import Decimal
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
@@ -7,10 +9,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from studio import jobs, ledger, media, uploads
+from studio import jobs, ledger, media
 from studio.access import get_owned_or_404, to_id
 from studio.forms import Attached, CreateForm
-from studio.gateways.request import validate
+from studio.gateways import catalog
 from studio.models import Image, Job, Upload
 
 TEMPLATE = "create/index.html"
@@ -30,14 +32,26 @@ def fragment_context(request, form, **extra):
 
 
 def cost_line(user, form):
-    """What the job would cost and what would be left: for the live line above the button."""
-    price = form.price
-    n = form.n if isinstance(form.n, int) else None
-    left = ledger.remaining(user)
-    line = {"price": price, "n": n, "left": left, "total": None, "over": False}
-    if price is not None and n:
-        line["total"] = price * n
-        line["over"] = left is not None and line["total"] > left
+    """What the job would cost and what would be left: for the live line above the button.
+    Never a negative amount: an impossible count shows its problem instead, and what is left
+    stops at ¥0.00 with how far over the budget already is."""
+    quote = ledger.quote(user, form.gateway, form.model, form.n) if form.offer else None
+    left = quote.left if quote else ledger.remaining(user)
+    line = {
+        "price": quote.price if quote else None,
+        "n": None,
+        "n_problem": "",
+        "total": None,
+        "over": False,
+        "left": None if left is None else max(left, Decimal(0)),
+        "over_by": left is not None and left < 0 and -left,
+    }
+    if quote is None or quote.price is None:
+        return line
+    if quote.total is None:
+        line["n_problem"] = form.count_problem
+        return line
+    line.update(n=form.n, total=quote.total, over=not quote.fits)
     return line
 
 
@@ -49,6 +63,9 @@ def index(request: HttpRequest):
     remix = request.GET.get("remix")
     if to_id(remix):
         form = CreateForm.from_job(request.user, get_owned_or_404(Job.objects, request.user, pk=to_id(remix)))
+    seed = request.GET.get("seed", "")
+    if seed.isascii() and seed.isdigit() and int(seed) <= catalog.SEED_MAX:
+        form.seed, form.seed_lock = int(seed), True  # "Use this seed" on an image
     form.attach_ids(request.GET.getlist("upload"))
     if remix or request.GET.getlist("upload"):
         pick_mode_for_images(form)
@@ -69,16 +86,11 @@ def pick_mode_for_images(form):
 
 def submit(request):
     form = CreateForm.from_post(request.user, request.POST)
-    problems = take_files(request, form)
-    if form.check_uploads():
-        problems.append("Remove or replace the images marked below.")
+    problems = form.take_files(request.FILES.getlist("files")) + form.check_uploads()
     try:
-        if problems:
-            # Still check the rest, so every problem shows at once.
-            errors = validate(form.to_request(), [media.input_meta(u) for u in form.uploads])
-            errors.setdefault("images", [])[:0] = problems
-            raise jobs.JobRejected(errors)
-        job = jobs.create_job(request.user, form.to_request(), form.uploads, [a.boxes for a in form.attached])
+        job = jobs.create_job(
+            request.user, form.image_request(), form.uploads, form.boxes, upload_problems=problems
+        )
     except jobs.JobRejected as rejected:
         form.errors = rejected.errors
         if request.htmx:
@@ -90,23 +102,6 @@ def submit(request):
     response = render(request, "jobs/index.html#new-job", {"job": job})
     trigger_client_event(response, "spend-changed")
     return trigger_client_event(response, "job-created", {"id": job.pk})
-
-
-def take_files(request, form):
-    """Files sent with the form itself (no JavaScript): stored, then checked like the rest."""
-    problems = []
-    for file in request.FILES.getlist("files"):
-        try:
-            data = uploads.read_file(file)
-        except ValueError as exc:
-            problems.append(f"{file.name}: {exc}")
-            continue
-        facts, errors, notes = uploads.check_file(data, file.name, form.offer)
-        if errors:
-            problems.append(f"{file.name}: {' '.join(errors)}")
-            continue
-        form.attached.append(Attached(uploads.store(request.user, data, file.name, facts), warnings=notes))
-    return problems
 
 
 @require_POST
@@ -136,13 +131,10 @@ def upload(request: HttpRequest):
         return render(request, TEMPLATE + "#upload-problem",
                       {"name": "", "errors": ["Choose an image file to upload."]}, status=400)
     try:
-        data = uploads.read_file(file)
-    except ValueError as exc:
-        return render(request, TEMPLATE + "#upload-problem", {"name": file.name, "errors": [str(exc)]})
-    facts, errors, notes = uploads.check_file(data, file.name, form.offer)
-    if errors:
-        return render(request, TEMPLATE + "#upload-problem", {"name": file.name, "errors": errors})
-    item = Attached(uploads.store(request.user, data, file.name, facts), warnings=notes)
+        upload, notes = media.take_upload(request.user, file, form.offer)
+    except media.UploadRefused as refused:
+        return render(request, TEMPLATE + "#upload-problem", {"name": file.name, "errors": refused.messages})
+    item = Attached(upload, warnings=notes)
     return render(request, TEMPLATE + "#chip", {"item": item, "form": form})
 
 
@@ -152,7 +144,7 @@ def upload_chip(request: HttpRequest, pk: int):
     """An earlier upload (or one just copied from the gallery) as a chip on the form."""
     found = get_owned_or_404(Upload.objects, request.user, pk=pk)
     form = CreateForm.from_post(request.user, request.GET)
-    errors, notes = uploads.check_upload(found, form.offer)
+    errors, notes = media.check_upload(found, form.offer)
     item = Attached(found, errors=errors, warnings=notes)
     if not request.htmx:
         return redirect(f"{reverse('create')}?upload={found.pk}")
@@ -173,18 +165,19 @@ def recent(request: HttpRequest):
 @require_POST
 @login_required
 def palette(request: HttpRequest):
-    """A palette taken from an image (a new file or an attached upload), as the editor."""
+    """The palette editor: balanced to 100% (`balance`), or taken from an image (a new file or
+    an attached upload)."""
     form = CreateForm.from_post(request.user, request.POST)
     error = ""
     file = request.FILES.get("palette_image")
     try:
-        if file is not None:
-            data = uploads.read_file(file)
+        if request.POST.get("balance"):
+            form.balance_palette()
+        elif file is not None:
+            form.palette = media.palette_from(media.read_file(file))
         else:
             found = get_owned_or_404(Upload.objects, request.user, pk=request.POST.get("from_upload") or 0)
-            with found.file.open("rb") as handle:
-                data = handle.read()
-        form.palette = uploads.palette_from(data)
+            form.palette = media.palette_from(media.upload_bytes(found))
     except ValueError as exc:
         error = str(exc)
     return render(request, TEMPLATE + "#palette", {"form": form, "palette_error": error})

@@ -7,10 +7,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from studio import media, uploads
-from studio.access import get_owned_or_404, to_id
+from studio import media
+from studio.access import get_owned_or_404
 from studio.forms import Attached, CreateForm
 from studio.models import Image
+from studio.paging import keyset_page
 
 TEMPLATE = "gallery/index.html"
 PAGE_SIZE = 60
@@ -21,22 +22,13 @@ def owned_images(user, favourites=False):
     return images.filter(favourite=True) if favourites else images
 
 
-def keyset_page(queryset, before):
-    """A page newest first by id (the (owner, -id) index), whatever the gallery's size: no
-    OFFSET and no COUNT, one query."""
-    before = to_id(before)
-    if before:
-        queryset = queryset.filter(pk__lt=before)
-    rows = list(queryset.select_related("job").order_by("-id")[:PAGE_SIZE + 1])
-    return rows[:PAGE_SIZE], (rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None)
-
-
 @require_GET
 @login_required
 def index(request: HttpRequest):
     favourites = request.GET.get("favourites") == "1"
     before = request.GET.get("before")
-    images, next_before = keyset_page(owned_images(request.user, favourites), before)
+    found = owned_images(request.user, favourites).select_related("job")
+    images, next_before = keyset_page(found, before, PAGE_SIZE)
     context = {"images": images, "next_before": next_before, "favourites": favourites, "before": before}
     if request.htmx and not request.htmx.boosted:
         return render(request, TEMPLATE + "#tiles", context)
@@ -85,10 +77,10 @@ def favourite(request: HttpRequest, pk: int):
 def reference(request: HttpRequest, pk: int):
     """Use as reference: a copy of the image becomes a new upload of the user, on the create form."""
     image = get_owned_or_404(Image.objects, request.user, pk=pk)
-    upload = uploads.copy_image(image, request.user)
+    upload = media.copy_image(image, request.user)
     if request.htmx and request.htmx.target == "chips":
         form = CreateForm.from_post(request.user, request.POST)
-        errors, notes = uploads.check_upload(upload, form.offer)
+        errors, notes = media.check_upload(upload, form.offer)
         return render(request, "create/index.html#chip",
                       {"item": Attached(upload, errors=errors, warnings=notes), "form": form})
     url = f"{reverse('create')}?upload={upload.pk}"

@@ -1,19 +1,18 @@
 """Job history, job cards, the one poller for active cards, and a card's actions."""
 
-import zipfile
-
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from studio import jobs
+from studio import jobs, media
 from studio.access import get_owned_or_404, to_id
 from studio.gateways import catalog
 from studio.models import Job
+from studio.paging import keyset_page
 
 TEMPLATE = "jobs/index.html"
 PAGE_SIZE = 20
@@ -50,17 +49,6 @@ def date_param(text):
         return None  # well formed but no such day (2024-02-30): no filter rather than a 500
 
 
-def keyset_page(queryset, before):
-    """One page newest first, and the id to continue from (None at the end)."""
-    before = to_id(before)
-    if before:
-        queryset = queryset.filter(pk__lt=before)
-    rows = list(queryset.order_by("-id")[:PAGE_SIZE + 1])
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    return rows, (rows[-1].pk if more else None)
-
-
 def filter_choices():
     models = sorted({(found.model, found.display_name) for found in catalog.OFFERS})
     return {
@@ -75,7 +63,7 @@ def filter_choices():
 @login_required
 def index(request: HttpRequest):
     params = {name: request.GET.get(name, "") for name in FILTERS}
-    rows, next_before = keyset_page(filtered(request.user, params), request.GET.get("before"))
+    rows, next_before = keyset_page(filtered(request.user, params), request.GET.get("before"), PAGE_SIZE)
     query = {k: v for k, v in params.items() if v}
     context = {
         "jobs": rows, "next_before": next_before, "before": request.GET.get("before"), "filters": params,
@@ -147,6 +135,21 @@ def retry(request: HttpRequest, pk: int):
 
 @require_POST
 @login_required
+def resolve(request: HttpRequest, pk: int):
+    """Staff record what the gateway billed for a job whose submit went unanswered."""
+    if not request.user.is_staff:
+        raise Http404
+    job = get_object_or_404(Job.objects, pk=pk)
+    images = to_id(request.POST.get("images")) if request.POST.get("images") != "0" else 0
+    try:
+        jobs.resolve_unconfirmed(job, images, request.user, request.POST.get("note", ""))
+    except ValueError as problem:
+        return card_response(request, job, [str(problem)])
+    return trigger_client_event(card_response(request, job), "spend-changed")
+
+
+@require_POST
+@login_required
 def delete(request: HttpRequest, pk: int):
     """Hide the job from history; with `files`, also delete its images (never the ledger)."""
     job = get_owned_or_404(Job.objects, request.user, pk=pk)
@@ -161,50 +164,13 @@ def delete(request: HttpRequest, pk: int):
 # --- download all as a zip ------------------------------------------------------------------
 
 
-class ChunkWriter:
-    """A write-only file for zipfile that hands each written chunk to the response."""
-
-    def __init__(self):
-        self.chunks = []
-        self.offset = 0
-
-    def write(self, data):
-        self.chunks.append(bytes(data))
-        self.offset += len(data)
-        return len(data)
-
-    def tell(self):
-        return self.offset
-
-    def flush(self):
-        pass
-
-    def take(self):
-        chunks, self.chunks = self.chunks, []
-        return b"".join(chunks)
-
-
-def zip_stream(images):
-    sink = ChunkWriter()
-    # No seeking: entries carry data descriptors, so the archive streams as it is written.
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
-        for image in images:
-            name = image.file.name.rsplit("/", 1)[-1]
-            info = zipfile.ZipInfo(name, date_time=image.created.timetuple()[:6])
-            with archive.open(info, "w", force_zip64=True) as entry, image.file.open("rb") as handle:
-                while chunk := handle.read(256 * 1024):
-                    entry.write(chunk)
-                    yield sink.take()
-            yield sink.take()
-    yield sink.take()
-
-
 @require_GET
 @login_required
-def download(request: HttpRequest, pk: int):
+def download_zip(request: HttpRequest, pk: int):
+    """Every image of the job as one zip, streamed as it is written."""
     job = get_owned_or_404(Job.objects, request.user, pk=pk)
     images = list(job.images.order_by("index"))
-    response = StreamingHttpResponse(zip_stream(images), content_type="application/zip")
+    response = StreamingHttpResponse(media.zip_stream(images), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="image-studio-job-{job.pk}.zip"'
     response["X-Content-Type-Options"] = "nosniff"
     return response

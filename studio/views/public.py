@@ -1,3 +1,4 @@
+from django.contrib.auth.decorators import login_not_required
 from django.core import signing
 from django.http import FileResponse, Http404
 from django.views.decorators.http import require_GET
@@ -6,6 +7,7 @@ from studio import media
 from studio.models import Upload
 
 
+@login_not_required  # fetched by gateways; the signed token is the access check
 @require_GET
 def upload(request, token):
     """An input image for a gateway that only takes URLs. The signed token names the upload

@@ -1,6 +1,6 @@
 """Public share links: creating and revoking them on a job card, and the public page /s/<token>/."""
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -48,6 +48,7 @@ def revoke(request: HttpRequest, token: str):
     return render(request, PANEL, {"job": job, "share": None})
 
 
+@login_not_required  # anyone with the link; the token is the access check
 @require_GET
 def page(request: HttpRequest, token: str):
     """What anyone with the link sees: the images, nothing about the person who made them."""
@@ -58,6 +59,7 @@ def page(request: HttpRequest, token: str):
     return response
 
 
+@login_not_required
 @require_GET
 def image(request: HttpRequest, token: str, image_id: int, kind: str):
     share = live_share(token)

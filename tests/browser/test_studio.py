@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from studio import simulator as sim
 from studio.models import Job, Share
@@ -113,8 +114,9 @@ def test_a_palette_that_does_not_add_up_shows_its_error(page, owner, studio, scr
     choose(page, "apimart/wan2.7-image")
     page.fill("#id_prompt", "A quiet harbour")
     page.click("[data-add-swatch]")
+    # The server balances a new palette (the same rounding the gateways get): wait for its answer.
+    expect(page.locator("[data-palette-total]")).to_have_text("100.00%")
     assert page.locator("[data-swatch]").count() == 3
-    assert page.locator("[data-palette-total]").inner_text() == "100.00%"
     page.locator("[name=palette_ratio]").first.fill("50")
     assert page.locator("[data-palette-total]").inner_text() != "100.00%"
     page.click("#create-submit")
@@ -128,7 +130,7 @@ def test_a_palette_that_does_not_add_up_shows_its_error(page, owner, studio, scr
     screenshot(page, "palette-error", full_page=False)
     # balancing fixes it
     page.click("[data-balance]")
-    assert page.locator("[data-palette-total]").inner_text() == "100.00%"
+    expect(page.locator("[data-palette-total]")).to_have_text("100.00%")
     assert [e for e in page.problems if "422" not in e] == []
 
 

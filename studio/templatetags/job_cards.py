@@ -1,4 +1,5 @@
-"""Small presentation helpers for job cards and the gallery (no domain logic: it reads)."""
+"""The job card's view model (Card) and the small filters the job, gallery and create pages use
+(no domain logic: they read)."""
 
 from django import template
 from django.utils import timezone
@@ -15,7 +16,6 @@ STATUS_BADGES = {
     Job.FAILED: "danger",
     Job.CANCELLED: "",
 }
-MODE_LABELS = dict(Job.MODE_CHOICES)
 
 
 class Card:
@@ -28,10 +28,11 @@ class Card:
         gateway = catalog.GATEWAYS.get(job.gateway)
         self.gateway_name = gateway.display_name if gateway else job.gateway
         self.is_sync = bool(gateway) and not gateway.is_async
-        self.mode_label = MODE_LABELS.get(job.mode, job.mode)
+        self.mode_label = catalog.MODES[job.mode].title if job.mode in catalog.MODES else job.mode
+        self.takes_seed = bool(found) and found.supports(catalog.SEED, job.mode)
         self.badge = STATUS_BADGES.get(job.status, "accent")
         self.images = sorted(job.images.all(), key=lambda image: image.index)
-        self.held, self.charged = ledger.job_cost(job)
+        self.cost = ledger.job_cost(job)
 
     @property
     def slots(self):
@@ -75,7 +76,45 @@ class Card:
 
     @property
     def can_cancel(self):
-        return self.job.status in (Job.QUEUED, Job.SUBMITTING, Job.RUNNING)
+        """Cancel before it is sent; after, only stop waiting (once)."""
+        return self.job.is_active and not self.job.stopped_by_user
+
+    @property
+    def cancel_label(self):
+        return "Cancel" if self.job.status == Job.QUEUED else "Stop waiting"
+
+    @property
+    def money_note(self):
+        """What happened to the money, in words, where the amount alone would mislead."""
+        job, cost = self.job, self.cost
+        if job.stopped_by_user:
+            if job.is_active:
+                return ("Stopped by you — the gateway can't be stopped: its images will still be kept "
+                        "in your gallery and charged when they arrive.")
+            if cost.state == "charged":
+                count = len(self.images)
+                return (f"Stopped by you — the gateway still made {count} image{'s' if count != 1 else ''} "
+                        f"({ledger.yuan(cost.charged)}), kept in your gallery.")
+            return "Stopped by you — the gateway made nothing, so nothing was charged."
+        if job.status == Job.PARTIAL and cost.state == "charged":
+            got = len(self.images)
+            return f"{got} of {job.n_requested} images arrived; you paid for {got}."
+        return ""
+
+    @property
+    def retry_confirm(self):
+        """Retrying an unanswered submit may be billed twice: say so before it is sent."""
+        if self.cost.state == "unconfirmed":
+            return ("The first try may also have been made and billed by the gateway "
+                    f"(up to {ledger.yuan(self.cost.held)}). Send it again anyway?")
+        return ""
+
+    @property
+    def retry_label(self):
+        if self.job.status == Job.PARTIAL:
+            missing = self.job.n_requested - len(self.images)
+            return f"Retry the missing {missing}"
+        return "Retry"
 
     @property
     def can_retry(self):

@@ -1,11 +1,13 @@
 import io
+import zipfile
 from decimal import Decimal
 
 import pytest
 from PIL import Image as PILImage
 
-from studio import uploads
+from studio import media
 from studio.gateways import catalog
+from studio.gateways.request import ImageRequest, InputImage, validate
 from tests.view_helpers import image_bytes, make_job
 
 ANYFAST = catalog.offer("anyfast", "wan2.7-image")
@@ -13,7 +15,7 @@ APIMART = catalog.offer("apimart", "wan2.7-image")
 
 
 def check(data, name="photo.png", offer=APIMART):
-    return uploads.check_file(data, name, offer)
+    return media.check_file(data, name, offer)
 
 
 @pytest.mark.parametrize(("fmt", "name"), [("PNG", "a.png"), ("JPEG", "a.jpg"), ("BMP", "a.bmp"),
@@ -22,7 +24,7 @@ def test_it_accepts_the_documented_formats(fmt, name):
     facts, errors, notes = check(image_bytes(300, 400, fmt), name)
     assert errors == [] and notes == []
     assert (facts.width, facts.height) == (300, 400)
-    assert facts.mime == uploads.MIME_BY_FORMAT[fmt]
+    assert facts.mime == media.MIME_BY_FORMAT[fmt]
 
 
 def test_it_refuses_other_formats():
@@ -86,25 +88,25 @@ def test_an_opaque_rgba_png_has_no_transparency():
 def test_store_and_recheck(owner):
     data = image_bytes(300, 300)
     facts, _, _ = check(data)
-    upload = uploads.store(owner, data, "../../evil name.png", facts)
+    upload = media.store(owner, data, "../../evil name.png", facts)
     assert upload.owner == owner
     assert upload.original_name == "evil name.png"
     assert "/" not in upload.file.name.rsplit("/", 1)[-1]
     assert upload.file.name.endswith("evilname.png")
     assert (upload.width, upload.height, upload.bytes, upload.mime) == (300, 300, len(data), "image/png")
-    assert uploads.check_upload(upload, APIMART) == ([], [])
+    assert media.check_upload(upload, APIMART) == ([], [])
 
 
 @pytest.mark.django_db
 def test_copy_image_makes_an_upload_for_the_user(owner, teammate):
     image = make_job(owner, images=1).images.get()
-    upload = uploads.copy_image(image, teammate)
+    upload = media.copy_image(image, teammate)
     assert upload.owner == teammate
     assert upload.sha256 == image.sha256
 
 
 def test_palette_from_an_image_adds_up_to_exactly_100():
-    palette = uploads.palette_from(image_bytes(400, 400))
+    palette = media.palette_from(image_bytes(400, 400))
     assert 3 <= len(palette) <= 10
     assert sum(Decimal(entry["ratio"][:-1]) for entry in palette) == Decimal("100.00")
     assert all(entry["hex"].startswith("#") and len(entry["hex"]) == 7 for entry in palette)
@@ -113,11 +115,52 @@ def test_palette_from_an_image_adds_up_to_exactly_100():
 
 def test_palette_of_a_flat_image_is_refused():
     with pytest.raises(ValueError, match="fewer than 3 distinct colours"):
-        uploads.palette_from(image_bytes(300, 300, mode="L", colour=128))
+        media.palette_from(image_bytes(300, 300, mode="L", colour=128))
 
 
 @pytest.mark.parametrize("counts", [[1, 1, 1], [1000, 1, 1], [7, 3, 5, 11, 13], [1] * 10])
 def test_percentages_sum_to_100_and_none_is_zero(counts):
-    values = uploads.percentages(counts)
+    values = media.percentages(counts)
     assert sum(values) == Decimal("100.00")
     assert all(value >= Decimal("0.01") for value in values)
+
+
+# --- inputs for the wire -------------------------------------------------------------------
+
+FOXAPI = catalog.offer("foxapi", "wan2.7-image")
+
+
+def test_prepare_input_leaves_url_only_gateways_alone():
+    image = InputImage(data=image_bytes(300, 300), mime="image/png", width=300, height=300, url="https://x/1")
+    assert media.prepare_input(image, FOXAPI) == image
+
+
+def test_an_opaque_rgba_png_goes_to_anyfast_unchanged():
+    # One idea of transparency: transparent pixels, not an alpha channel (as the upload check).
+    data = image_bytes(300, 300, "PNG", colour=(10, 10, 10, 255), mode="RGBA")
+    image = InputImage(data=data, mime="image/png", width=300, height=300)
+    assert media.prepare_input(image, ANYFAST).data_uri == media.data_uri("image/png", data)
+
+
+def test_an_input_that_cannot_be_converted_carries_its_problem():
+    image = InputImage(data=b"not a png", mime="image/png", width=300, height=300)
+    prepared = media.prepare_input(image, ANYFAST)
+    assert prepared.data_uri is None
+    assert prepared.problem == "An input image (image/png) could not be read to convert it."
+
+
+def test_upload_and_validate_word_the_same_rule_each_their_way():
+    _, errors, _ = check(image_bytes(200, 300))
+    assert errors == ["It is 200×300 px; each side must be 240–8000 px."]
+    request = ImageRequest("apimart", "wan2.7-image", "edit", prompt="Make it dusk")
+    meta = {"width": 200, "height": 300, "mime": "image/png", "bytes": 1000}
+    assert validate(request, [meta])["images"] == ["Image 1 is 200×300 px; each side must be 240–8000 px."]
+
+
+@pytest.mark.django_db
+def test_zip_stream_holds_every_original(owner):
+    images = list(make_job(owner, images=2).images.order_by("index"))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(media.zip_stream(images))))
+    assert len(archive.namelist()) == 2
+    with images[1].file.open("rb") as handle:
+        assert archive.read(archive.namelist()[1]) == handle.read()

@@ -13,11 +13,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import DecimalField, Exists, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from studio.gateways import catalog
-from studio.models import Budget, Job, LedgerEntry, Price, this_month
+from studio.models import Budget, Image, Job, LedgerEntry, Price, this_month
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,11 @@ def user_limit(user):
     budget = Budget.objects.filter(user=user).first()
     if budget is not None:
         return budget.monthly_limit
+    return default_limit()
+
+
+def default_limit():
+    """The monthly budget of a user without one of their own (None: no limit)."""
     default = settings.STUDIO_DEFAULT_MONTHLY_BUDGET
     return Decimal(default) if default else None
 
@@ -336,3 +342,31 @@ def spend_summary(user, months=6):
         ),
         "history": history,
     }
+
+
+def job_statement(user, month):
+    """The user's jobs made in `month` (a first-of-month date), newest first, each with what it
+    held, was charged and had released, and its first thumbnail: one row per job, not one per
+    ledger row. A queryset, so the page can paginate it."""
+    rows = LedgerEntry.objects.filter(job=OuterRef("pk"))
+    first_image = Image.objects.filter(job=OuterRef("pk")).order_by("index").values("pk")[:1]
+    return (
+        Job.objects.filter(owner=user, ledger_entries__month=month, ledger_entries__kind=LedgerEntry.HOLD)
+        .annotate(
+            held=Subquery(rows.filter(kind=LedgerEntry.HOLD).values("amount")[:1]),
+            charged=Coalesce(
+                Subquery(rows.filter(kind=LedgerEntry.CHARGE).values("amount")[:1]),
+                Value(Decimal("0")),
+                output_field=DecimalField(max_digits=12, decimal_places=4),
+            ),
+            released=Subquery(rows.filter(kind=LedgerEntry.RELEASE).values("amount")[:1]),
+            thumb=Subquery(first_image),
+        )
+        .order_by("-id")
+    )
+
+
+def month_adjustments(user, month):
+    return LedgerEntry.objects.filter(user=user, month=month, kind=LedgerEntry.ADJUSTMENT).select_related(
+        "recorded_by"
+    ).order_by("-id")

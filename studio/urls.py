@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from studio.access import with_own_login
-from studio.views import accounts, create, files, gallery, health, jobs, public, shares, spend
+from studio.views import accounts, create, files, gallery, health, jobs, public, review, shares, spend
 
 urlpatterns = [
     path("", accounts.home, name="home"),
@@ -42,6 +42,12 @@ urlpatterns = [
     path("s/<str:token>/<int:image_id>/<str:kind>/", shares.image, name="share_image"),
     path("spend/", spend.index, name="spend"),
     path("spend/badge/", spend.badge, name="spend_badge"),
+    path("spend/export.csv", spend.export_csv, name="spend_export"),
+    # cost review, staff only
+    path("review/", review.index, name="review"),
+    path("review/export.csv", review.export_csv, name="review_export"),
+    path("review/jobs/", review.job_list, name="review_jobs"),
+    path("review/jobs/<int:pk>/", review.job_detail, name="review_job"),
     path("public/uploads/<str:token>/", public.upload, name="public_upload"),
     path("healthz", health.healthz, name="healthz"),
     # The account pages we use, not include("django.contrib.auth.urls"): that also mounts

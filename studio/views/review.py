@@ -1,0 +1,95 @@
+"""Cost review for staff: spend by user, team, gateway, model or day over a date range, the jobs
+behind every figure, a CSV of what is on screen, and what needs a person. Everyone else gets 404."""
+
+from functools import wraps
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from studio import charts, review
+from studio.models import Job
+from studio.paging import keyset_page
+
+TEMPLATE = "review/index.html"
+JOBS_PAGE = 100
+
+
+def staff_only(view):
+    """404 for anyone but staff: the review's URLs reveal nothing to others."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def read_query(params):
+    """(range, grouping, sort) from the query string, or a BadQuery to show."""
+    return review.parse_range(params), review.parse_grouping(params), review.parse_sort(params)
+
+
+@require_GET
+@staff_only
+def index(request: HttpRequest):
+    try:
+        period, by, sort = read_query(request.GET)
+    except review.BadQuery as problem:
+        return render(request, TEMPLATE, {"problem": str(problem)}, status=400)
+    found = review.report(period, by, sort)
+    context = {
+        "report": found,
+        "columns": review.ordered_columns(sort),
+        "groupings": review.GROUPINGS,
+        "presets": review.PRESETS,
+        "range_query": period.query,
+        "chart": charts.stacked_bars(period.days, review.spend_per_day(period)),
+        "flags": review.flags(period),
+        "budgets": review.budget_rows() + review.default_budget_users(),
+        "prices": review.price_rows(),
+    }
+    return render(request, TEMPLATE, context)
+
+
+@require_GET
+@staff_only
+def export_csv(request: HttpRequest):
+    try:
+        period, by, sort = read_query(request.GET)
+    except review.BadQuery as problem:
+        return HttpResponse(str(problem), status=400, content_type="text/plain; charset=utf-8")
+    found = review.report(period, by, sort)
+    response = HttpResponse(review.csv_text(found), content_type="text/csv; charset=utf-8")
+    name = f"cost-review-by-{by}-{period.start.isoformat()}-to-{period.end.isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@require_GET
+@staff_only
+def job_list(request: HttpRequest):
+    """The jobs behind a figure: same range and grouping, one group, optionally one kind."""
+    try:
+        period = review.parse_range(request.GET)
+        by = request.GET.get("by", "")
+        if by and by not in review.GROUPINGS:
+            raise review.BadQuery(f"There is no grouping {by!r}.")
+        jobs = review.drill_down(period, by, request.GET.get("group", ""), request.GET.get("only", ""))
+    except (review.BadQuery, ValueError) as problem:
+        return render(request, "review/jobs.html", {"problem": str(problem)}, status=400)
+    rows, next_before = keyset_page(jobs, request.GET.get("before"), JOBS_PAGE)
+    query = {key: value for key, value in request.GET.items() if key != "before"}
+    context = {"jobs": review.job_rows(Job.objects.filter(pk__in=[job.pk for job in rows])),
+               "period": period, "query": query, "next_before": next_before}
+    return render(request, "review/jobs.html", context)
+
+
+@require_GET
+@staff_only
+def job_detail(request: HttpRequest, pk: int):
+    """Any job's card with its whole history, for staff."""
+    job = get_object_or_404(Job.objects.prefetch_related("images", "shares", "events"), pk=pk)
+    return render(request, "review/job.html", {"job": job, "events": job.events.all()})

@@ -18,22 +18,17 @@ install: $(STAMP)
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
 
-# Web (gunicorn, threaded so the simulator's blocking gateway does not starve pages),
-# one django-q2 cluster, and the gateway simulator mounted at /sim/ on the same server.
-# Ctrl-C stops all of them.
+# Web (gunicorn) and one django-q2 cluster, with the gateway simulator mounted at /sim/ on the
+# same server. Ctrl-C (or SIGTERM) stops all of them within seconds (manage.py run_studio).
+PORT ?= 8000
 run: $(STAMP)
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py create_demo_users
-	@echo "Image Studio on http://127.0.0.1:8000 (simulator on; Ctrl-C stops web and worker)"
-	@export STUDIO_SIMULATOR=$${STUDIO_SIMULATOR:-1}; \
-	trap 'kill 0' INT TERM EXIT; \
-	$(PY) manage.py qcluster & \
-	$(VENV)/bin/gunicorn studio.wsgi -b 127.0.0.1:8000 --workers 2 --threads 8 --timeout 360 \
-		--access-logfile - --log-level warning & \
-	$(PY) manage.py check_worker & \
-	wait
+	@echo "Image Studio on http://127.0.0.1:$(PORT) (simulator on; Ctrl-C stops web and worker)"
+	@STUDIO_SIMULATOR=$${STUDIO_SIMULATOR:-1} STUDIO_SIMULATOR_URL=$${STUDIO_SIMULATOR_URL:-http://127.0.0.1:$(PORT)} \
+		exec $(PY) manage.py run_studio --bind 127.0.0.1:$(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -40,6 +40,15 @@ def get_owned_or_404(queryset, user, **lookup):
     return get_object_or_404(queryset, **lookup)
 
 
+def get_own_or_404(queryset, user, **lookup):
+    """The object if `user` owns it; 404 otherwise, for staff too.
+
+    For every view that changes something: staff may look at anyone's work, but acting on it
+    (a retry, say) would act, and charge, in the owner's name.
+    """
+    return get_object_or_404(queryset.filter(owner=user), **lookup)
+
+
 def to_id(text):
     """An object id from a query string or form value, or None when it is not one.
 

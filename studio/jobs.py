@@ -509,6 +509,17 @@ def expire_overdue():
             LOST,
             f"The job did not finish within {minutes} minutes, so it was stopped. Nothing was charged.",
         )
+    # A download that never ends (its worker gone, a link that trickles) still ends the job:
+    # the images already stored are charged, as download() would; none stored, nothing is.
+    for job in Job.objects.filter(status=DOWNLOADING, deadline__lt=now):
+        stored = job.images.count()
+        if stored == 0:
+            fail(job, LOST, f"The job did not finish within {minutes} minutes: its images could not be "
+                            "downloaded. Nothing was charged.")
+            continue
+        reason = (f"The job did not finish within {minutes} minutes: {stored} of the {job.n_requested} "
+                  "images were downloaded; those are kept and charged.")
+        finish(job, PARTIAL, note=reason, error_message=reason)
 
 
 # --- cancel --------------------------------------------------------------------------------

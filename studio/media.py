@@ -15,13 +15,19 @@ import binascii
 import dataclasses
 import hashlib
 import io
+import ipaddress
 import logging
 import os
+import socket
+import threading
+import time
 import warnings
 import zipfile
 from decimal import ROUND_DOWN, Decimal
+from urllib.parse import urljoin
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile
@@ -31,6 +37,8 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from studio.gateways import catalog
+from studio.gateways.errors import GatewayError
+from studio.gateways.http import gateway_endpoint
 from studio.gateways.request import InputImage, sides_problem, size_problem
 from studio.models import Image, Upload
 
@@ -68,9 +76,16 @@ DOWNLOAD_ATTEMPTS = 3
 UPLOAD_URL_SALT = "studio.public-upload"
 UPLOAD_URL_SECONDS = 2 * 60 * 60
 
-# One pooled session for result downloads; results come from a handful of CDN hosts.
-download_session = requests.Session()
-download_session.headers["User-Agent"] = "ImageStudio/0.1 (+self-hosted)"
+# Result downloads (guarded): a result URL comes from the gateway's answer and is not trusted.
+DOWNLOAD_CHUNK = 16 * 1024  # small, so the total deadline is checked often
+MAX_REDIRECTS = 3
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+EXPIRED_STATUSES = (403, 404, 410)
+# The only words a person sees for a download that failed or was refused: the real reason is
+# logged, as telling refusals, timeouts and closed ports apart would map the portal's network.
+DOWNLOAD_FAILED = "could not be downloaded from the gateway's link"
+LINK_EXPIRED = "could not be downloaded: the gateway's link has expired"
+DOWNLOAD_USER_AGENT = "ImageStudio/0.1 (+self-hosted)"
 
 
 class NotAnImage(Exception):
@@ -98,18 +113,32 @@ def extension(fmt):
     return EXTENSIONS.get(fmt, ("bin",))[0]
 
 
+# Only these decoders ever run on bytes from outside: never EPS (Ghostscript), PSD, FITS, ….
+READABLE_FORMATS = tuple(MIME_BY_FORMAT)
+# One full decode at a time per process: an 8000² RGBA PNG of a few hundred KB decodes to 256 MB,
+# and eight such uploads at once would take a web worker past 2 GB.
+HEAVY_DECODE = threading.Lock()
+
+
 def read_facts(data):
-    """(Facts, problem): the image's format, size and transparency, or why it can't be used."""
+    """(Facts, problem): the image's format, size and transparency, or why it can't be used.
+
+    Format and size come from the header. The pixels are decoded once, to prove the data is a
+    whole image and to see whether any pixel is transparent: JPEG at an eighth of its size (it
+    can have no alpha), the others in full but one at a time (HEAVY_DECODE).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as image:
+            with PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
                 fmt, width, height = image.format, image.width, image.height
                 if width * height > MAX_INPUT_PIXELS:
                     return None, (f"It is {width}×{height} px, far larger than any gateway takes "
                                   f"(at most {catalog.INPUT_MAX_SIDE} px a side).")
                 image.verify()
-            with PILImage.open(io.BytesIO(data)) as image:
+            with HEAVY_DECODE, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
+                if fmt == "JPEG":
+                    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
                 image.load()
                 has_alpha = image_has_alpha(image)
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
@@ -121,7 +150,13 @@ def read_facts(data):
 
 def image_has_alpha(image):
     """True when the image has transparent pixels (not merely an alpha channel)."""
-    if image.mode in ("RGBA", "LA", "PA"):
+    if image.mode in ("RGBA", "LA"):
+        # Counted from the histogram, one pass over the pixels with no copy: getextrema() and
+        # getchannel() copy a band out first (61 MB for an 8000² image). The alpha band's 256
+        # counts come last; any below 255 is a transparent pixel.
+        counts = image.histogram()
+        return any(counts[-256:-1])
+    if image.mode == "PA":
         low, _ = image.getchannel("A").getextrema()
         return low < 255
     if "transparency" in image.info:
@@ -265,9 +300,10 @@ def palette_from(data, colours=PALETTE_DEFAULT_COLOURS):
     if facts is None:
         raise ValueError(problem)
     colours = max(catalog.PALETTE_MIN_COLOURS, min(catalog.PALETTE_MAX_COLOURS, colours))
-    with PILImage.open(io.BytesIO(data)) as image:
-        image = flatten(image)
+    with HEAVY_DECODE, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
+        image.draft("RGB", (256, 256))  # JPEG decodes reduced; others in full, then shrink first
         image.thumbnail((256, 256))
+        image = flatten(image)
         quantized = image.quantize(colors=colours, method=PILImage.Quantize.MEDIANCUT)
         counts = sorted(quantized.getcolors() or [], reverse=True)
         palette = quantized.getpalette() or []
@@ -413,20 +449,166 @@ def store_incoming(job, index, b64_json):
     return default_storage.save(f"incoming/{job.pk}/{index}.bin", ContentFile(data))
 
 
-def fetch(url):
-    """Stream a result URL with a size cap; raises requests errors or ValueError."""
-    timeout = (settings.STUDIO_GATEWAY_CONNECT_TIMEOUT, settings.STUDIO_DOWNLOAD_READ_TIMEOUT)
-    with download_session.get(url, stream=True, timeout=timeout) as response:
-        response.raise_for_status()
-        declared = int(response.headers.get("Content-Length") or 0)
-        if declared > MAX_RESULT_BYTES:
-            raise ValueError(f"the image is {declared} bytes, over the {MAX_RESULT_BYTES} limit")
-        chunks, size = [], 0
-        for chunk in response.iter_content(256 * 1024):
-            size += len(chunk)
-            if size > MAX_RESULT_BYTES:
-                raise ValueError(f"the image is over the {MAX_RESULT_BYTES} byte limit")
-            chunks.append(chunk)
+class DownloadFailed(Exception):
+    """Why a result URL gave no image, for the log; `retry` when another attempt may work."""
+
+    def __init__(self, reason, retry=False):
+        super().__init__(reason)
+        self.retry = retry
+
+
+class LinkExpired(DownloadFailed):
+    pass
+
+
+def plain_address(text):
+    """An address as ipaddress sees it; an IPv4-mapped IPv6 one (::ffff:127.0.0.1) as IPv4."""
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_internal(address):
+    return (
+        address.is_loopback or address.is_private or address.is_link_local or address.is_multicast
+        or address.is_reserved or address.is_unspecified or not address.is_global
+    )
+
+
+def resolve(host, port):
+    """Every address `host` resolves to, in the resolver's order. getaddrinfo, not a look at
+    the name: it reads numeric spellings (0x7f000001, 2130706433, 0177.0.0.1) as the OS does."""
+    found = []
+    for info in socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM):
+        address = plain_address(info[4][0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def gateway_addresses(gateway):
+    """The addresses of the gateway's own base URL: the only internal ones a download may use
+    (the simulator and local test gateways live on loopback)."""
+    try:
+        base = urllib3.util.parse_url(gateway_endpoint(gateway)[0])
+        return set(resolve(base.host or "", base.port or 443))
+    except (GatewayError, OSError, ValueError) as exc:  # not configured; unresolvable; not a URL
+        log.info("gateway %s: its base URL gives no address (%s)", gateway, exc)
+        return set()
+
+
+def fetch(url, allowed=frozenset(), deadline=None):
+    """The bytes at a result URL. Redirects are followed by hand, at most MAX_REDIRECTS, each
+    hop checked like the first. Raises DownloadFailed."""
+    if deadline is None:
+        deadline = time.monotonic() + settings.STUDIO_DOWNLOAD_SECONDS
+    for _ in range(MAX_REDIRECTS + 1):
+        data, location = fetch_hop(url, allowed, deadline)
+        if location is None:
+            return data
+        url = urljoin(url, location)
+    raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
+
+
+def fetch_hop(url, allowed, deadline):
+    """(bytes, None), or (None, location) for a redirect. Only http(s); the host is resolved
+    once and every address it has must be public or in `allowed`."""
+    try:
+        parts = urllib3.util.parse_url(url if isinstance(url, str) else "")
+        if parts.scheme not in ("http", "https") or not parts.host:
+            raise DownloadFailed(f"not an http(s) URL: {str(url)[:200]}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = resolve(parts.host, port)
+    except (OSError, ValueError) as exc:  # LocationParseError is a ValueError; gaierror an OSError
+        raise DownloadFailed(f"{str(url)[:200]}: {exc}", retry=isinstance(exc, OSError)) from None
+    refused = [address for address in addresses if is_internal(address) and address not in allowed]
+    if refused or not addresses:
+        raise DownloadFailed(f"{parts.host} resolves to {refused or 'nothing'}; refused")
+    last = None
+    for address in addresses:
+        try:
+            return fetch_from(address, port, parts, deadline)
+        except urllib3.exceptions.ConnectTimeoutError as exc:  # refused or silent: the next one
+            last = exc
+    raise DownloadFailed(f"{parts.host}: could not connect ({last})", retry=True)
+
+
+def fetch_from(address, port, parts, deadline):
+    """One GET sent to the checked `address`, never to a fresh look-up of the name.
+
+    urllib3's HTTPConnection is given the address, with the URL's own Host header, and for
+    https the URL's host name for SNI and certificate checks: the simplest way to connect to
+    what was checked. One connection per request and no cookie jar: nothing carries over from
+    one job's host to another's. A timer shuts the socket at the deadline, so a body (or a
+    header) trickling a byte at a time can't keep the worker past it.
+    """
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DownloadFailed(f"not done within {settings.STUDIO_DOWNLOAD_SECONDS} s")
+    connect_timeout = min(settings.STUDIO_GATEWAY_CONNECT_TIMEOUT, remaining)
+    if parts.scheme == "https":
+        connection = urllib3.connection.HTTPSConnection(
+            str(address), port, timeout=connect_timeout, server_hostname=parts.host,
+            assert_hostname=parts.host, cert_reqs="CERT_REQUIRED", ca_certs=requests.certs.where(),
+        )
+    else:
+        connection = urllib3.connection.HTTPConnection(str(address), port, timeout=connect_timeout)
+    cut = threading.Event()
+    watchdog = threading.Timer(remaining, cut_off, args=(connection, cut))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        connection.connect()
+        connection.timeout = min(settings.STUDIO_DOWNLOAD_READ_TIMEOUT, remaining)
+        connection.request(
+            "GET", parts.request_uri, preload_content=False, decode_content=False,
+            headers={"Host": parts.netloc, "User-Agent": DOWNLOAD_USER_AGENT, "Accept-Encoding": "identity"},
+        )
+        response = connection.getresponse()
+        if response.status in REDIRECT_STATUSES and response.headers.get("Location"):
+            return None, response.headers["Location"]
+        if response.status in EXPIRED_STATUSES:
+            raise LinkExpired(f"HTTP {response.status}")
+        if response.status != 200:
+            raise DownloadFailed(f"HTTP {response.status}", retry=response.status >= 500)
+        return read_body(response, deadline, cut), None
+    except urllib3.exceptions.ConnectTimeoutError:
+        raise
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if cut.is_set():
+            raise DownloadFailed(f"not done within {settings.STUDIO_DOWNLOAD_SECONDS} s") from None
+        raise DownloadFailed(f"{type(exc).__name__}: {exc}", retry=True) from None
+    finally:
+        watchdog.cancel()
+        connection.close()
+
+
+def cut_off(connection, cut):
+    cut.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            # socket.socket's own shutdown, under any TLS wrapper: it wakes the blocked read.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def read_body(response, deadline, cut):
+    declared = response.headers.get("Content-Length") or "0"
+    if declared.isdigit() and int(declared) > MAX_RESULT_BYTES:
+        raise DownloadFailed(f"the image is {declared} bytes, over the {MAX_RESULT_BYTES} limit")
+    chunks, size = [], 0
+    while chunk := response.read1(DOWNLOAD_CHUNK, decode_content=False):
+        size += len(chunk)
+        if size > MAX_RESULT_BYTES:
+            raise DownloadFailed(f"the image is over the {MAX_RESULT_BYTES} byte limit")
+        if time.monotonic() > deadline:
+            raise DownloadFailed(f"not done within {settings.STUDIO_DOWNLOAD_SECONDS} s")
+        chunks.append(chunk)
+    if cut.is_set():  # the watchdog's shutdown reads as the end of the body
+        raise DownloadFailed(f"not done within {settings.STUDIO_DOWNLOAD_SECONDS} s")
     return b"".join(chunks)
 
 
@@ -440,22 +622,26 @@ def make_thumbnail(data):
     return out.getvalue()
 
 
-def result_bytes(entry):
+def result_bytes(entry, gateway=None):
+    """A result's bytes: its incoming file, or its URL downloaded within STUDIO_DOWNLOAD_SECONDS
+    in all (every attempt and redirect included). Internal addresses are fetched only when they
+    are `gateway`'s own. Raises ValueError in plain words (DOWNLOAD_FAILED or LINK_EXPIRED)."""
     if "incoming" in entry:
         with default_storage.open(entry["incoming"], "rb") as handle:
             return handle.read()
-    last_error = None
+    allowed = gateway_addresses(gateway) if gateway else set()
+    deadline = time.monotonic() + settings.STUDIO_DOWNLOAD_SECONDS
     for _ in range(DOWNLOAD_ATTEMPTS):
         try:
-            return fetch(entry["url"])
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status in (403, 404, 410):
-                raise ValueError(f"the gateway's link has expired (HTTP {status})") from None
-            last_error = exc
-        except requests.RequestException as exc:
-            last_error = exc
-    raise ValueError(f"could not be downloaded ({type(last_error).__name__})")
+            return fetch(entry.get("url"), allowed, deadline)
+        except LinkExpired as exc:
+            log.info("result %s: %s", entry.get("index"), exc)
+            raise ValueError(LINK_EXPIRED) from None
+        except DownloadFailed as exc:
+            log.warning("result %s: %s", entry.get("index"), exc)
+            if not exc.retry or time.monotonic() >= deadline:
+                break
+    raise ValueError(DOWNLOAD_FAILED)
 
 
 def store_result(job, entry, data):
@@ -497,7 +683,7 @@ def download_results(job):
         if entry["index"] in have:
             continue
         try:
-            data = result_bytes(entry)
+            data = result_bytes(entry, job.gateway)
             store_result(job, entry, data)
         except (ValueError, NotAnImage, OSError) as exc:
             log.warning("job %s image %s: %s", job.pk, entry["index"], exc)

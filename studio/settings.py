@@ -6,6 +6,7 @@ SQLite under var/, django-q2's ORM broker, media on local disk. See README.md fo
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -121,14 +122,20 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "csp",
     "template_partials",
     "django_q",
+    "axes",
     "studio",
     "studio.simulator",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: an oversized upload is refused by its Content-Length.
+    "studio.request_limits.RequestSizeLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "studio.headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,6 +145,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -173,6 +182,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# 5 wrong passwords lock that username from that address for 15 minutes (/accounts/login/ and
+# /admin/login/ alike). Counted per username *and* address, so a guesser can neither lock
+# everyone out from one address nor lock one person out of every address.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "axes/lockout.html"
+AXES_RESET_ON_SUCCESS = True
 LOGIN_REDIRECT_URL = "create"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -196,10 +218,48 @@ if DEBUG or env_bool("STUDIO_TESTING", False):
     WHITENOISE_AUTOREFRESH = True
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+# One switch for a deployment behind TLS: secure cookies, HSTS, and http:// redirected to https://.
+# (SESSION_COOKIE_SECURE, the older switch, still turns on the secure cookies alone.)
+STUDIO_HTTPS = env_bool("STUDIO_HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", STUDIO_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = STUDIO_HTTPS
+# The load balancer's health check comes over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = 31536000 if STUDIO_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = STUDIO_HTTPS
+# Only a promise to browsers until someone submits the domain to hstspreload.org, which needs
+# the apex domain's own header anyway; check --deploy asks for it.
+SECURE_HSTS_PRELOAD = STUDIO_HTTPS
+# Behind a TLS-terminating proxy, the header it sets (as Django sees it, e.g.
+# HTTP_X_FORWARDED_PROTO) tells Django the request was https. Only set it if the proxy always
+# overwrites that header: otherwise a client could claim https itself.
+STUDIO_PROXY_SSL_HEADER = env_str("STUDIO_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (STUDIO_PROXY_SSL_HEADER, "https") if STUDIO_PROXY_SSL_HEADER else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Scripts and styles come only from our own static files: no inline script or style attribute,
+# no eval (htmx runs with allowEval off, see base.html). Images also as data: and blob: URLs
+# (previews made in the browser).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Browser features the portal never uses, denied to its pages (and to anything injected into
+# them) by the Permissions-Policy header (studio/headers.py).
+STUDIO_PERMISSIONS_POLICY_DENY = env_list("STUDIO_PERMISSIONS_POLICY_DENY", [
+    "accelerometer", "autoplay", "bluetooth", "camera", "display-capture", "geolocation",
+    "gyroscope", "hid", "magnetometer", "microphone", "midi", "payment", "publickey-credentials-get",
+    "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -225,6 +285,16 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# Failed logins are counted in the database, or in Redis when there is one (every web process
+# shares it, and old attempts expire by themselves). Django's default cache stays as it is.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "axes": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    }
+    AXES_CACHE = "axes"
+    AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 
 # --- Gateways ---------------------------------------------------------------------------
 STUDIO_GATEWAY_DEFAULT_URLS = {
@@ -259,6 +329,9 @@ STUDIO_GATEWAY_READ_TIMEOUT = env_float("STUDIO_GATEWAY_READ_TIMEOUT", 30.0)
 STUDIO_SYNC_READ_TIMEOUT = env_float("STUDIO_SYNC_READ_TIMEOUT", 300.0)
 # Seconds to wait for each chunk of a result image from the gateway's CDN (media.fetch).
 STUDIO_DOWNLOAD_READ_TIMEOUT = env_float("STUDIO_DOWNLOAD_READ_TIMEOUT", 60.0)
+# Seconds one result image may take to download in all (attempts and redirects included), so
+# a link that trickles its bytes can't hold a worker: media.result_bytes.
+STUDIO_DOWNLOAD_SECONDS = env_float("STUDIO_DOWNLOAD_SECONDS", 120.0)
 # Submits that fail with a transient error (never one that may have reached the gateway) are
 # tried this many times in all, with exponential backoff and full jitter between base and max.
 STUDIO_SUBMIT_ATTEMPTS = env_int("STUDIO_SUBMIT_ATTEMPTS", 4)
@@ -281,9 +354,23 @@ STUDIO_DEFAULT_MONTHLY_BUDGET = env_str("STUDIO_DEFAULT_MONTHLY_BUDGET", "100.00
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "request": {
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s path=%(path)s user=%(user_id)s",
+        },
+    },
+    "filters": {"request_context": {"()": "studio.headers.RequestContextFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "requests": {
+            "class": "logging.StreamHandler", "formatter": "request", "filters": ["request_context"],
+        },
+    },
     "loggers": {
+        # Server errors, with their traceback, in every configuration (Django's default logs them
+        # to the console only under DEBUG). Not propagated, so DEBUG doesn't print them twice.
+        "django.request": {"handlers": ["requests"], "level": "ERROR", "propagate": False},
         "studio": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
         "django_q": {"handlers": ["console"], "level": "WARNING"},
     },

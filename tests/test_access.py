@@ -1,8 +1,13 @@
 import re
 
 import pytest
+from django.http import Http404
 from django.urls import URLResolver, get_resolver, resolve, reverse
 from django.urls.resolvers import RoutePattern
+
+from studio.access import get_own_or_404, get_owned_or_404
+from studio.models import Job
+from tests.view_helpers import make_job
 
 # Every screen behind login; each later screen adds itself here.
 PRIVATE_URLS = ["home", "create", "jobs", "gallery", "spend", "spend_badge", "password_change"]
@@ -134,3 +139,12 @@ def test_every_view_needs_login_unless_deliberately_public(client):
         elif not (sent_to_login and f"next={url}" in location):
             wrong.append(f"{url} ({name}) answered {response.status_code} {location} without a login")
     assert wrong == []
+
+
+@pytest.mark.django_db
+def test_staff_may_see_but_not_own_another_users_job(owner, staff):
+    job = make_job(owner, images=0)
+    assert get_owned_or_404(Job.objects, staff, pk=job.pk) == job
+    assert get_own_or_404(Job.objects, owner, pk=job.pk) == job
+    with pytest.raises(Http404):
+        get_own_or_404(Job.objects, staff, pk=job.pk)

@@ -449,7 +449,7 @@ def test_recovery_resumes_an_interrupted_download(simulator, owner):
     # The worker "died" after storing one image.
     from studio import media
 
-    media.store_result(job, job.results[0], media.result_bytes(job.results[0]))
+    media.store_result(job, job.results[0], media.result_bytes(job.results[0], job.gateway))
     Job.objects.filter(pk=job.pk).update(updated=timezone.now() - timedelta(hours=1))
     jobs.recover()  # enqueues the download again; run it as the worker would
     jobs.download(job.pk)

@@ -830,14 +830,29 @@ def test_last_request_is_the_body_as_received(sim):
     assert simulator.last_request("gccai") == {"model": "wan2.7-image", "prompt": "second", "bogus": 1}
 
 
-def test_requests_log_cuts_base64_short(sim):
+def test_requests_log_cuts_base64_short(sim, client, staff):
     image = data_uri(400, 400)
     post(sim, "apimart", {"model": "wan2.7-image", "prompt": "p", "image_urls": [image], "size": "1K"})
-    answer = requests.get(f"{sim}/sim/apimart/_requests", timeout=5).json()
+    client.force_login(staff)
+    answer = client.get("/sim/apimart/_requests").json()
     assert answer["gateway"] == "apimart" and answer["counters"]["submits"] == 1
     logged = answer["requests"][0]
     assert logged["status"] == 200
     assert len(logged["body"]["image_urls"][0]) < 300 < len(image)
+
+
+def test_requests_log_is_for_staff_only(sim, client, owner, staff):
+    post(sim, "apimart", {"model": "wan2.7-image", "prompt": "alice's secret idea", "size": "1K"})
+    assert requests.get(f"{sim}/sim/apimart/_requests", timeout=5).status_code == 404
+    assert client.get("/sim/apimart/_requests").status_code == 404
+    client.force_login(owner)
+    response = client.get("/sim/apimart/_requests")
+    assert response.status_code == 404
+    assert b"secret idea" not in response.content
+    client.force_login(staff)
+    response = client.get("/sim/apimart/_requests")
+    assert response.status_code == 200
+    assert b"secret idea" in response.content
 
 
 def test_result_files_expire_after_a_day(sim):

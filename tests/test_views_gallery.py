@@ -238,3 +238,24 @@ def test_anonymous_goes_to_login(client, image, method, name):
 def test_staff_may_open_anyones_image(client, staff, image):
     client.force_login(staff)
     assert client.get(reverse("gallery_image", args=[image.pk]), **HX).status_code == 200
+
+
+# Staff may look at anyone's image but act only on their own.
+ACTIONS = [("post", "gallery_favourite"), ("post", "gallery_reference"), ("get", "gallery_delete"),
+           ("post", "gallery_delete")]
+
+
+@pytest.mark.parametrize(("method", "name"), ACTIONS)
+def test_staff_cannot_act_on_another_users_image(client, staff, image, method, name):
+    client.force_login(staff)
+    assert getattr(client, method)(reverse(name, args=[image.pk])).status_code == 404
+    image.refresh_from_db()
+    assert not image.favourite
+    assert not Upload.objects.exists()
+
+
+@pytest.mark.parametrize(("method", "name"), ACTIONS)
+def test_staff_act_on_their_own_image(client, staff, method, name):
+    own = make_job(staff, images=1).images.get()
+    client.force_login(staff)
+    assert getattr(client, method)(reverse(name, args=[own.pk])).status_code in (200, 302)

@@ -351,6 +351,40 @@ def test_another_user_gets_404(client, outsider, teammate, owner, method, name):
     assert not Share.objects.exists()
 
 
+# Staff may look at anyone's job but act only on their own: a retry would be charged to the owner.
+ACTIONS = ["job_cancel", "job_retry", "job_delete"]
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_staff_cannot_act_on_another_users_job(client, staff, owner, name):
+    found = make_job(owner, status=Job.FAILED, images=1)
+    client.force_login(staff)
+    assert client.post(reverse(name, args=[found.pk]), **HX).status_code == 404
+    found.refresh_from_db()
+    assert found.status == Job.FAILED and not found.hidden
+    assert Job.objects.count() == 1
+    assert not LedgerEntry.objects.exists()
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_staff_act_on_their_own_job(client, staff, name):
+    found = make_job(staff, status=Job.FAILED, images=1)
+    client.force_login(staff)
+    assert client.post(reverse(name, args=[found.pk]), **HX).status_code == 200
+
+
+def test_staff_may_still_download_another_users_job(client, staff, owner):
+    found = make_job(owner, images=1)
+    client.force_login(staff)
+    assert client.get(reverse("job_download", args=[found.pk])).status_code == 200
+
+
+def test_the_owner_still_retries_a_failed_job(owner_client, owner):
+    found = make_job(owner, status=Job.FAILED, images=0)
+    assert owner_client.post(reverse("job_retry", args=[found.pk]), **HX).status_code == 200
+    assert Job.objects.filter(owner=owner).count() == 2
+
+
 @pytest.mark.parametrize(("method", "name"), ENDPOINTS + [("get", "jobs"), ("get", "jobs_poll")])
 def test_anonymous_goes_to_login(client, owner, method, name):
     found = make_job(owner, status=Job.QUEUED, images=0)

@@ -108,6 +108,25 @@ def test_another_user_cannot_share_or_revoke(client, outsider, teammate, job, sh
     assert Share.objects.count() == 1
 
 
+def test_staff_cannot_share_or_revoke_another_users_job(client, staff, job, share):
+    client.force_login(staff)
+    assert client.post(reverse("job_share", args=[job.pk]), **HX).status_code == 404
+    assert client.post(reverse("share_revoke", args=[share.token]), **HX).status_code == 404
+    share.refresh_from_db()
+    assert not share.revoked
+    assert Share.objects.count() == 1
+
+
+def test_staff_share_and_revoke_their_own_job(client, staff):
+    own = make_job(staff, images=1)
+    client.force_login(staff)
+    assert client.post(reverse("job_share", args=[own.pk]), **HX).status_code == 200
+    share = Share.objects.get()
+    assert client.post(reverse("share_revoke", args=[share.token]), **HX).status_code == 200
+    share.refresh_from_db()
+    assert share.revoked
+
+
 def test_anonymous_cannot_share_or_revoke(client, job, share):
     for url in (reverse("job_share", args=[job.pk]), reverse("share_revoke", args=[share.token])):
         response = client.post(url)

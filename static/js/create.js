@@ -228,7 +228,17 @@
     return [Math.round(x / rect.width * width), Math.round(y / rect.height * height)];
   }
 
+  // A board takes its image's proportions (.boards .chip-media in studio.css). Set here, not in a
+  // style attribute, which the Content-Security-Policy blocks; setting them through the DOM it allows.
+  function sizeBoards(root) {
+    (root || document).querySelectorAll("[data-board]").forEach(function (board) {
+      board.style.setProperty("--w", board.dataset.width);
+      board.style.setProperty("--h", board.dataset.height);
+    });
+  }
+
   function initBoards(root) {
+    sizeBoards(root);
     (root || document).querySelectorAll("[data-board]").forEach(function (board) {
       if (board.dataset.ready) return;
       board.dataset.ready = "1";
@@ -357,6 +367,20 @@
     return "#" + [f(0), f(8), f(4)].map(function (x) { return Math.round(x * 255).toString(16).padStart(2, "0"); }).join("");
   }
 
+  /* --- the cost line (#cost) follows the form --- */
+  // Said here rather than as hx-trigger filters: those are JavaScript that htmx evaluates, and the
+  // Content-Security-Policy forbids eval. A field with its own hx-post gets the cost back itself.
+  document.addEventListener("change", function (event) {
+    var cost = document.getElementById("cost");
+    if (!cost || !window.htmx || !event.target.closest("#create-form")) return;
+    if (!event.target.hasAttribute("hx-post")) window.htmx.trigger(cost, "form-changed");
+  });
+  document.addEventListener("input", function (event) {
+    var cost = document.getElementById("cost");
+    if (!cost || !window.htmx || !event.target.closest("#create-form")) return;
+    if (event.target.name === "n") window.htmx.trigger(cost, "count-typed");
+  });
+
   /* --- after htmx swaps and server events --- */
   function refresh(root) {
     renumber();
@@ -366,6 +390,8 @@
   }
 
   document.addEventListener("htmx:afterSettle", function (event) { refresh(event.target); });
+  // Before the first paint of swapped content, not a settle delay later.
+  document.addEventListener("htmx:afterSwap", function () { sizeBoards(document); });
 
   // A job was created: the form stays filled; an unlocked seed gives way to a new random one.
   document.body.addEventListener("job-created", function () {

@@ -460,3 +460,8 @@ def offer(gateway, model):
 
 def offers_for(gateway):
     return [found for found in OFFERS if found.gateway == gateway]
+
+
+def most_input_images():
+    """The most input images any offer takes in one request (the create form's upload limit)."""
+    return max(limits.max_images for found in OFFERS for limits in found.modes)

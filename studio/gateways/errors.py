@@ -11,6 +11,8 @@ import json
 import re
 from http import HTTPStatus
 
+from django.conf import settings
+
 TRANSIENT, REJECTED, ACCOUNT, LOST = "transient", "rejected", "account", "lost"
 ERROR_CLASSES = (TRANSIENT, REJECTED, ACCOUNT, LOST)
 
@@ -39,6 +41,12 @@ TRANSIENT_TASK_CODE_WORDS = (
     "rate_limit",
 )
 
+# Gateways echo parts of the request in their errors ("Invalid token: Bearer sk-…"); these
+# shapes are cut out of every message, besides each configured key, before anyone stores it.
+BEARER_TOKEN = re.compile(r"\bBearer\s+[^\s\"',;]+", re.IGNORECASE)
+SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{4,}")
+REDACTED = "[redacted]"
+
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 ACCOUNT_STATUSES = {401, 402, 403}
 
@@ -47,6 +55,9 @@ class GatewayError(Exception):
     def __init__(self, error_class, message, status=None, may_have_reached=False, code=""):
         if error_class not in ERROR_CLASSES:
             raise ValueError(f"unknown gateway error class {error_class!r}")
+        # Redacted here, where every message taken from a gateway's answer passes, so no caller
+        # can store, log or show a key the gateway echoed back.
+        message = redact(message)
         super().__init__(message)
         self.error_class = error_class
         self.message = message
@@ -62,6 +73,18 @@ class GatewayError(Exception):
             f"GatewayError({self.error_class!r}, {self.message!r}, status={self.status!r}, "
             f"may_have_reached={self.may_have_reached!r})"
         )
+
+
+def redact(text):
+    """`text` with every configured API key, bearer token and sk-… key replaced by [redacted]."""
+    if not isinstance(text, str) or not text:
+        return text
+    keys = [config.get("api_key") or "" for config in settings.STUDIO_GATEWAYS.values()]
+    # Longest first, so a key that contains another is cut out whole.
+    for key in sorted({key for key in keys if key}, key=len, reverse=True):
+        text = text.replace(key, REDACTED)
+    text = BEARER_TOKEN.sub(f"Bearer {REDACTED}", text)
+    return SK_KEY.sub(REDACTED, text)
 
 
 def class_for_code(code):

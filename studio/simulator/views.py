@@ -11,7 +11,7 @@ import json
 import time
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -84,10 +84,15 @@ def result_file(request, gateway, task_id, index):
     return response
 
 
-@login_not_required
+@login_not_required  # public like the rest of the simulator; it checks staff itself
 @require_GET
 def recent_requests(request, gateway):
-    """Debug: the last bodies this gateway received, long strings (base64 images) cut short."""
+    """Debug: the last bodies this gateway received, long strings (base64 images) cut short.
+
+    Those bodies are every user's prompts: staff only, and a plain 404 for anyone else.
+    """
+    if not request.user.is_staff:
+        raise Http404
     rows = [
         {"id": row.id, "received": row.received.isoformat(), "status": row.status, "body": shorten(row.body)}
         for row in store.recent_requests(gateway)

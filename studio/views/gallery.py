@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from studio import media
-from studio.access import get_owned_or_404
+from studio.access import get_own_or_404, get_owned_or_404
 from studio.forms import Attached, CreateForm
 from studio.models import Image
 from studio.paging import keyset_page
@@ -64,7 +64,7 @@ def detail(request: HttpRequest, pk: int):
 @require_POST
 @login_required
 def favourite(request: HttpRequest, pk: int):
-    image = get_owned_or_404(Image.objects, request.user, pk=pk)
+    image = get_own_or_404(Image.objects, request.user, pk=pk)
     image.favourite = not image.favourite
     image.save(update_fields=["favourite"])
     if request.htmx:
@@ -76,7 +76,7 @@ def favourite(request: HttpRequest, pk: int):
 @login_required
 def reference(request: HttpRequest, pk: int):
     """Use as reference: a copy of the image becomes a new upload of the user, on the create form."""
-    image = get_owned_or_404(Image.objects, request.user, pk=pk)
+    image = get_own_or_404(Image.objects, request.user, pk=pk)
     upload = media.copy_image(image, request.user)
     if request.htmx and request.htmx.target == "chips":
         form = CreateForm.from_post(request.user, request.POST)
@@ -91,7 +91,7 @@ def reference(request: HttpRequest, pk: int):
 @login_required
 def delete(request: HttpRequest, pk: int):
     """GET asks for confirmation (without JS); POST deletes the files and the row."""
-    image = get_owned_or_404(Image.objects.select_related("job"), request.user, pk=pk)
+    image = get_own_or_404(Image.objects.select_related("job"), request.user, pk=pk)
     if image.job.is_active:
         # Charges count the images stored when the job ends: wait for it.
         message = "This image's job is still finishing; delete the image once it is done."

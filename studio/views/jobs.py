@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from studio import jobs, media
-from studio.access import get_owned_or_404, to_id
+from studio.access import get_own_or_404, get_owned_or_404, to_id
 from studio.gateways import catalog
 from studio.models import Job
 from studio.paging import keyset_page
@@ -110,7 +110,7 @@ def card_response(request, job, errors=()):
 @require_POST
 @login_required
 def cancel(request: HttpRequest, pk: int):
-    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    job = get_own_or_404(Job.objects, request.user, pk=pk)
     jobs.cancel(job)
     response = card_response(request, job)
     return trigger_client_event(response, "spend-changed")
@@ -119,7 +119,7 @@ def cancel(request: HttpRequest, pk: int):
 @require_POST
 @login_required
 def retry(request: HttpRequest, pk: int):
-    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    job = get_own_or_404(Job.objects, request.user, pk=pk)
     try:
         new_job = jobs.retry(job)
     except jobs.JobRejected as rejected:
@@ -152,7 +152,7 @@ def resolve(request: HttpRequest, pk: int):
 @login_required
 def delete(request: HttpRequest, pk: int):
     """Hide the job from history; with `files`, also delete its images (never the ledger)."""
-    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    job = get_own_or_404(Job.objects, request.user, pk=pk)
     if job.is_active:
         return card_response(request, job, ["Cancel the job before deleting it."])
     jobs.hide(job, delete_files=bool(request.POST.get("files")))

@@ -1,14 +1,18 @@
 """Public share links: creating and revoking them on a job card, and the public page /s/<token>/."""
 
+import hashlib
+
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import get_conditional_response
+from django.utils.http import quote_etag
 from django.views.decorators.http import require_GET, require_POST
 
-from studio.access import get_owned_or_404
+from studio.access import get_own_or_404
 from studio.models import Image, Job, Share
 
 PANEL = "jobs/index.html#share-panel"
@@ -28,7 +32,7 @@ def shared_images(share):
 @require_POST
 @login_required
 def create(request: HttpRequest, pk: int):
-    job = get_owned_or_404(Job.objects, request.user, pk=pk)
+    job = get_own_or_404(Job.objects, request.user, pk=pk)
     share = Share.objects.filter(job=job, image=None, revoked=False).first()
     if share is None:
         share = Share.objects.create(job=job, created_by=request.user)
@@ -41,7 +45,7 @@ def create(request: HttpRequest, pk: int):
 @login_required
 def revoke(request: HttpRequest, token: str):
     share = get_object_or_404(Share.objects.select_related("job"), token=token)
-    job = get_owned_or_404(Job.objects, request.user, pk=share.job_id)
+    job = get_own_or_404(Job.objects, request.user, pk=share.job_id)
     Share.objects.filter(pk=share.pk).update(revoked=True)
     if not request.htmx:
         return redirect(reverse("jobs") + f"#job-{job.pk}")
@@ -68,14 +72,17 @@ def image(request: HttpRequest, token: str, image_id: int, kind: str):
         raise Http404("No such image in this share.")
     thumb = kind == "thumb" and bool(found.thumbnail)
     field, mime = (found.thumbnail, "image/webp") if thumb else (found.file, found.mime)
+    # No max-age: the browser asks every time, so a revoked link stops working at once (404);
+    # while the link lives, the ETag (a stored file is never rewritten) turns that into a 304.
+    etag = quote_etag(hashlib.sha256(field.name.encode()).hexdigest()[:20])
+    headers = {"Cache-Control": "private, no-cache", "ETag": etag, "X-Robots-Tag": "noindex"}
+    if get_conditional_response(request, etag=etag) is not None:
+        return HttpResponseNotModified(headers=headers)
     try:
         handle = field.open("rb")
     except FileNotFoundError:
         raise Http404("This file is missing.") from None
     response = FileResponse(handle, content_type=mime, as_attachment=request.GET.get("download") == "1",
-                            filename=field.name.rsplit("/", 1)[-1])
-    # Short and public-cache-free: a revoked link must stop working soon.
-    response["Cache-Control"] = "private, max-age=300"
+                            filename=field.name.rsplit("/", 1)[-1], headers=headers)
     response["X-Content-Type-Options"] = "nosniff"
-    response["X-Robots-Tag"] = "noindex"
     return response

@@ -8,6 +8,7 @@ Without chromium the tests skip with the reason, except in CI (CI=true), where t
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -58,15 +59,53 @@ class Problems(list):
     """Console errors and uncaught exceptions of a page; a test ends by asserting it is empty."""
 
 
+# Anything the Content-Security-Policy blocks (an inline script or style attribute, eval) becomes
+# a console error naming the directive, so the test of that page fails.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline")
+                + " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+def wait_for_function_without_eval(page):
+    """page.wait_for_function, polling page.evaluate instead.
+
+    Playwright's own wait_for_function compiles the expression with eval inside the page, which
+    the portal's Content-Security-Policy forbids; page.evaluate goes through the DevTools
+    protocol, which the policy does not govern.
+    """
+
+    def wait(expression, timeout=20_000, polling=100, arg=None):
+        deadline = time.monotonic() + timeout / 1000
+        while True:
+            value = page.evaluate(expression, arg)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still false after {timeout} ms: {expression}")
+            page.wait_for_timeout(polling if isinstance(polling, int | float) else 50)
+
+    return wait
+
+
+def watched_page(context):
+    """A new page of the context whose console errors and uncaught exceptions land in .problems."""
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
+    found = context.new_page()
+    found.wait_for_function = wait_for_function_without_eval(found)
+    found.problems = Problems()
+    found.on("pageerror", lambda error: found.problems.append(f"page error: {error}"))
+    found.on("console", lambda message: message.type == "error" and found.problems.append(message.text))
+    return found
+
+
 @pytest.fixture
 def page(playwright_browser):
     context = playwright_browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     context.set_default_timeout(20_000)
-    found = context.new_page()
-    found.problems = Problems()
-    found.on("pageerror", lambda error: found.problems.append(f"page error: {error}"))
-    found.on("console", lambda message: message.type == "error" and found.problems.append(message.text))
-    yield found
+    yield watched_page(context)
     context.close()
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from studio import ledger
 from studio.models import Job
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, watched_page
 from tests.view_helpers import make_job
 
 pytestmark = pytest.mark.browser
@@ -69,9 +69,8 @@ def test_review_and_spend_look_right_and_fit_a_phone(
         ledger.hold(failed)
     Job.objects.filter(pk=failed.pk).update(needs_review=True)
     context = playwright_browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
-    page = context.new_page()
-    problems = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    page = watched_page(context)
+    problems = page.problems
     try:
         log_in(page, studio.url, "root", "root-password")
         for name, path in (("review", "/review/"), ("spend", "/spend/")):

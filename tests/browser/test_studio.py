@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from studio import simulator as sim
 from studio.models import Job, Share
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, watched_page
 from tests.conftest import wait_for
 from tests.view_helpers import image_bytes, make_job
 
@@ -182,9 +182,8 @@ def test_every_page_renders_cleanly_light_dark_phone(
     share = Share.objects.create(job=done, created_by=owner)
 
     context = playwright_browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
-    page = context.new_page()
-    problems = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    page = watched_page(context)
+    problems = page.problems
     try:
         log_in(page, studio.url)
         for name, path in (("create", "/create/"), ("jobs", "/jobs/"), ("gallery", "/gallery/"),

@@ -148,6 +148,7 @@ def fill(users, count, seed):
             owner=owner, gateway=offer.gateway, model=offer.model, mode=offer.mode_keys[0],
             prompt=f"a bench prompt {index}", request={}, n_requested=n, status=status,
             unit_price=price, hold_amount=price * n, created=created,
+            day=timezone.localtime(created).date(),
             finished=None if outcome == "running" else created + timedelta(seconds=rng.uniform(5, 90)),
             needs_review=outcome == "unconfirmed",
             review_reason="submit unanswered" if outcome == "unconfirmed" else "",

@@ -21,12 +21,11 @@ team rows, so team rows can add up to more than the total; the page says so.
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import Group, User
 from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from studio import charts, ledger
@@ -39,7 +38,7 @@ GROUPINGS = {
     "team": ("owner__groups__name", "Team"),
     "gateway": ("gateway", "Gateway"),
     "model": ("model", "Model"),
-    "day": ("day", "Day"),
+    "day": ("day", "Day"),  # Job.day, the date it was made
 }
 COLUMNS = [
     ("jobs", "Jobs"),
@@ -85,15 +84,6 @@ class Range:
         if self.preset == "custom":
             return {"start": self.start.isoformat(), "end": self.end.isoformat()}
         return {"range": self.preset}
-
-    def bounds(self):
-        """[first moment, moment after the last day) as aware datetimes in the portal's zone."""
-        zone = timezone.get_current_timezone()
-        return (
-            datetime.combine(self.start, time.min, tzinfo=zone),
-            datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=zone),
-        )
-
 
 def parse_range(params, today=None):
     """The range a query string names: ?range=<preset> or ?start=YYYY-MM-DD&end=YYYY-MM-DD;
@@ -144,13 +134,8 @@ def parse_sort(params):
 
 
 def jobs_in(period, owner=None):
-    first, after = period.bounds()
-    found = Job.objects.filter(created__gte=first, created__lt=after)
+    found = Job.objects.filter(day__gte=period.start, day__lte=period.end)
     return found.filter(owner=owner) if owner is not None else found
-
-
-def with_day(queryset, prefix=""):
-    return queryset.annotate(day=TruncDate(f"{prefix}created", tzinfo=timezone.get_current_timezone()))
 
 
 @dataclass
@@ -187,43 +172,32 @@ class Report:
         return COLUMNS
 
 
-def report(period, by, sort="-charged", owner=None):
-    """The grouped figures for jobs created in `period` (only `owner`'s when given)."""
+def report(period, by, sort="-charged", owner=None, total=None):
+    """The grouped figures for jobs made in `period` (only `owner`'s when given). `total` is the
+    range's totals when the caller has them already."""
     path = GROUPINGS[by][0]
     jobs = jobs_in(period, owner)
-    if by == "day":
-        jobs = with_day(jobs)
     counted = jobs.values(path).annotate(
         jobs=Count("id", distinct=True), failed=Count("id", distinct=True, filter=Q(status=Job.FAILED))
     ).order_by()
-    entries = LedgerEntry.objects.filter(job__in=jobs_in(period, owner))
-    if by == "day":
-        entries = with_day(entries, "job__")
-        money_path = "day"
-    else:
-        money_path = f"job__{path}"
-    grouped = entries.values(money_path).annotate(
-        charged=Sum("amount", filter=Q(kind=LedgerEntry.CHARGE)),
-        images=Sum("images", filter=Q(kind=LedgerEntry.CHARGE)),
-        released=Sum("amount", filter=Q(kind=LedgerEntry.RELEASE)),
-        unconfirmed=Sum(
-            "amount", filter=Q(kind=LedgerEntry.HOLD, job__status=Job.FAILED, job__needs_review=True)
-        ),
-    ).order_by()
+    grouped = (
+        LedgerEntry.objects.filter(job__in=jobs_in(period, owner))
+        .values(f"job__{path}")
+        .annotate(**LEDGER_SUMS)
+        .order_by()
+    )
 
     rows = {}
     for found in counted:
         key = key_text(found[path])
         rows[key] = Row(key, group_label(by, found[path]), jobs=found["jobs"], failed=found["failed"])
     for found in grouped:
-        key = key_text(found[money_path])
-        row = rows.setdefault(key, Row(key, group_label(by, found[money_path])))
-        row.charged = money(found["charged"])
-        row.images = found["images"] or 0
-        # A job's release is its whole hold; what it was charged came out of it.
-        row.released = money(found["released"]) - row.charged if found["released"] else ZERO
-        row.unconfirmed = money(found["unconfirmed"])
-    total = totals(period, owner)
+        key = key_text(found[f"job__{path}"])
+        row = rows.setdefault(key, Row(key, group_label(by, found[f"job__{path}"])))
+        fill_money(row, found)
+    if total is None:
+        # Every job is in exactly one group, but for teams (a person in two counts twice).
+        total = totals(period, owner) if by == "team" else sum_of(rows.values())
     for row in rows.values():
         row.share = (row.charged / total.charged * 100).quantize(Decimal("0.1")) if total.charged else None
     ordered = sort_rows(list(rows.values()), sort)
@@ -231,25 +205,41 @@ def report(period, by, sort="-charged", owner=None):
     return Report(period, by, sort, ordered, total, several)
 
 
+LEDGER_SUMS = {
+    "charged": Sum("amount", filter=Q(kind=LedgerEntry.CHARGE)),
+    "images": Sum("images", filter=Q(kind=LedgerEntry.CHARGE)),
+    "released": Sum("amount", filter=Q(kind=LedgerEntry.RELEASE)),
+    "unconfirmed": Sum(
+        "amount", filter=Q(kind=LedgerEntry.HOLD, job__status=Job.FAILED, job__needs_review=True)
+    ),
+}
+
+
+def fill_money(row, sums):
+    row.charged = money(sums["charged"])
+    row.images = sums["images"] or 0
+    # A job's release is its whole hold; what it was charged came out of it.
+    row.released = money(sums["released"]) - row.charged if sums["released"] else ZERO
+    row.unconfirmed = money(sums["unconfirmed"])
+
+
+def sum_of(rows):
+    total = Row("", "Total")
+    for row in rows:
+        for name in ("jobs", "images", "charged", "released", "unconfirmed", "failed"):
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    total.share = Decimal("100.0") if total.charged else None
+    return total
+
+
 def totals(period, owner=None):
     """The range's figures over every job once (team rows may count a person twice; this never)."""
     jobs = jobs_in(period, owner)
     counted = jobs.aggregate(jobs=Count("id"), failed=Count("id", filter=Q(status=Job.FAILED)))
-    sums = LedgerEntry.objects.filter(job__in=jobs).aggregate(
-        charged=Sum("amount", filter=Q(kind=LedgerEntry.CHARGE)),
-        images=Sum("images", filter=Q(kind=LedgerEntry.CHARGE)),
-        released=Sum("amount", filter=Q(kind=LedgerEntry.RELEASE)),
-        unconfirmed=Sum(
-            "amount", filter=Q(kind=LedgerEntry.HOLD, job__status=Job.FAILED, job__needs_review=True)
-        ),
-    )
-    charged = money(sums["charged"])
-    released = money(sums["released"]) - charged if sums["released"] else ZERO
-    return Row(
-        "", "Total", jobs=counted["jobs"], failed=counted["failed"], charged=charged,
-        images=sums["images"] or 0, released=released, unconfirmed=money(sums["unconfirmed"]),
-        share=Decimal("100.0") if charged else None,
-    )
+    total = Row("", "Total", jobs=counted["jobs"], failed=counted["failed"])
+    fill_money(total, LedgerEntry.objects.filter(job__in=jobs).aggregate(**LEDGER_SUMS))
+    total.share = Decimal("100.0") if total.charged else None
+    return total
 
 
 def money(total):
@@ -307,7 +297,7 @@ def drill_down(period, by, key, only="", owner=None):
     if by:
         path = GROUPINGS[by][0]
         if by == "day":
-            jobs = with_day(jobs).filter(day=date.fromisoformat(key)) if key else jobs.none()
+            jobs = jobs.filter(day=date.fromisoformat(key)) if key else jobs.none()
         elif by == "team" and key == "":
             jobs = jobs.filter(owner__groups__isnull=True)
         else:
@@ -353,11 +343,9 @@ def job_rows(jobs):
 
 def spend_per_day(period, owner=None):
     """{day: {gateway: charged}} for the range, one grouped query."""
-    entries = with_day(
-        LedgerEntry.objects.filter(job__in=jobs_in(period, owner), kind=LedgerEntry.CHARGE), "job__"
-    )
+    entries = LedgerEntry.objects.filter(job__in=jobs_in(period, owner), kind=LedgerEntry.CHARGE)
     found = {}
-    grouped = entries.values_list("day", "job__gateway").annotate(total=Sum("amount")).order_by()
+    grouped = entries.values_list("job__day", "job__gateway").annotate(total=Sum("amount")).order_by()
     for day, gateway, amount in grouped:
         found.setdefault(day, {})[gateway] = money(amount)
     return found
@@ -366,12 +354,11 @@ def spend_per_day(period, owner=None):
 # --- flags ---------------------------------------------------------------------------------------------
 
 
-def flags(period):
-    """What needs a person, each with a count and what to open."""
+def flags(period, budgets):
+    """What needs a person, each with a count and what to open; `budgets` are budget_rows()."""
     jobs = jobs_in(period)
-    today_start, _ = Range(timezone.localdate(), timezone.localdate(), "today").bounds()
     account_today = list(
-        Job.objects.filter(created__gte=today_start, status=Job.FAILED, error_class="account")
+        Job.objects.filter(day=timezone.localdate(), status=Job.FAILED, error_class="account")
         .values_list("gateway").annotate(count=Count("id")).order_by("gateway")
     )
     return {
@@ -382,7 +369,7 @@ def flags(period):
         "account": [(catalog.GATEWAYS[key].display_name if key in catalog.GATEWAYS else key, count)
                     for key, count in account_today],
         "unpriced": unpriced_offers(),
-        "near_budget": near_budget(),
+        "near_budget": [row for row in budgets if row["warn"]],
     }
 
 
@@ -418,12 +405,6 @@ def signed_sum():
     return Sum(
         "amount", filter=Q(kind__in=[LedgerEntry.HOLD, LedgerEntry.CHARGE, LedgerEntry.ADJUSTMENT])
     ) - Sum("amount", filter=Q(kind=LedgerEntry.RELEASE), default=ZERO)
-
-
-def near_budget():
-    return [row for row in budget_rows() if row["warn"]] + [
-        row for row in default_budget_users() if row["warn"]
-    ]
 
 
 def default_budget_users():
@@ -507,13 +488,14 @@ def spend_overview(user):
     today = timezone.localdate()
     this_month = Range(month, today, "month")
     recent = Range(today - timedelta(days=LAST_DAYS - 1), today, "custom")
+    by_gateway = report(this_month, "gateway", owner=user)
     return {
         "summary": summary,
-        "per_image": totals(this_month, owner=user).per_image,
+        "per_image": by_gateway.total.per_image,
         "chart": charts.stacked_bars(recent.days, spend_per_day(recent, owner=user)),
         "breakdowns": [
-            ("gateway", report(this_month, "gateway", owner=user)),
-            ("model", report(this_month, "model", owner=user)),
+            ("gateway", by_gateway),
+            ("model", report(this_month, "model", owner=user, total=by_gateway.total)),
         ],
         "statement": ledger.job_statement(user, month),
         "adjustments": ledger.month_adjustments(user, month),

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,18 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def no_failed_logins_from_other_tests(settings):
+    """With REDIS_URL, django-axes counts failed logins in Redis, which outlives each test's
+    database: a key prefix of its own gives every test a clean count (never FLUSHDB: the
+    broker's queues live in the same Redis)."""
+    if "axes" in settings.CACHES:
+        fresh = {**settings.CACHES["axes"], "KEY_PREFIX": f"axes-{uuid.uuid4().hex}"}
+        settings.CACHES = {**settings.CACHES, "axes": fresh}
+        # Axes' handler holds its cache from when it was made: make it anew on the fresh one.
+        settings.AXES_HANDLER = settings.AXES_HANDLER
 
 
 @pytest.fixture

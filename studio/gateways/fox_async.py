@@ -9,6 +9,7 @@ from urllib.parse import quote
 from studio.gateways import catalog
 from studio.gateways.errors import REJECTED, TRANSIENT, GatewayError, task_error
 from studio.gateways.http import Adapter
+from studio.gateways.request import copy_set_options
 from studio.gateways.results import (
     COMPLETED,
     FAILED,
@@ -56,15 +57,13 @@ def wire_body(request, inputs):
     image_size = wire_image_size(request)
     if image_size:
         body["image_size"] = image_size
-    if request.negative_prompt:
-        body["negative_prompt"] = request.negative_prompt
-    if request.seed is not None:
-        body["seed"] = request.seed
-    # "Do not pass this parameter unless necessary": only when the person set them.
-    if request.safety_checker is not None:
-        body["enable_safety_checker"] = request.safety_checker
-    if request.prompt_expansion is not None:
-        body["enable_prompt_expansion"] = request.prompt_expansion
+    # "Do not pass this parameter unless necessary": the switches go only when the person set them.
+    copy_set_options(body, request, {
+        "negative_prompt": "negative_prompt",
+        "seed": "seed",
+        "safety_checker": "enable_safety_checker",
+        "prompt_expansion": "enable_prompt_expansion",
+    })
     return body
 
 

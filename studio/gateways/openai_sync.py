@@ -7,7 +7,7 @@ is no task to poll.
 from studio.gateways import catalog
 from studio.gateways.errors import LOST, REJECTED, TRANSIENT, GatewayError, error_from_body, task_error
 from studio.gateways.http import Adapter, timeouts
-from studio.gateways.request import data_uris
+from studio.gateways.request import copy_set_options, data_uris
 from studio.gateways.results import COMPLETED, FAILED, Result, TaskState
 
 SEEDREAM = "doubao-seedream-4-5-251128"
@@ -57,12 +57,9 @@ def wan_body(request, offer, images):
         body["size"] = size
     if storyboard:
         body["enable_sequential"] = True
-    if request.thinking_mode is not None:
-        body["thinking_mode"] = request.thinking_mode
-    if request.watermark is not None:
-        body["watermark"] = request.watermark
-    if request.seed is not None:
-        body["seed"] = request.seed
+    copy_set_options(
+        body, request, {"thinking_mode": "thinking_mode", "watermark": "watermark", "seed": "seed"}
+    )
     if request.response_format != "url":
         body["response_format"] = request.response_format
     return body

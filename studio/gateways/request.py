@@ -67,6 +67,16 @@ class ImageRequest:
         return None
 
 
+def copy_set_options(body, request, wire_names):
+    """Put each option the person set (not None, not empty) into a wire body under the name the
+    protocol uses: {ImageRequest field: wire field}. What was left unset is not sent at all, so
+    the gateway's own default applies."""
+    for field, wire in wire_names.items():
+        value = getattr(request, field)
+        if value is not None and value != "":
+            body[wire] = value
+
+
 # --- Validation -------------------------------------------------------------------------------
 
 HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from studio.gateways import catalog
 from studio.gateways.errors import REJECTED, TRANSIENT, GatewayError, error_from_body, task_error
 from studio.gateways.http import Adapter
-from studio.gateways.request import data_uris
+from studio.gateways.request import copy_set_options, data_uris
 from studio.gateways.results import (
     COMPLETED,
     FAILED,
@@ -48,14 +48,12 @@ def wire_body(request, inputs):
     if request.n != 1 or storyboard:
         body["n"] = request.n
     body.update(wire_size(request))
-    if request.negative_prompt:
-        body["negative_prompt"] = request.negative_prompt
-    if request.watermark is not None:
-        body["watermark"] = request.watermark
-    if request.seed is not None:
-        body["seed"] = request.seed
-    if request.thinking_mode is not None:
-        body["thinking_mode"] = request.thinking_mode
+    copy_set_options(body, request, {
+        "negative_prompt": "negative_prompt",
+        "watermark": "watermark",
+        "seed": "seed",
+        "thinking_mode": "thinking_mode",
+    })
     if storyboard:
         body["enable_sequential"] = True
     if request.mode == catalog.REGION_EDIT:

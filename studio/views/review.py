@@ -40,6 +40,7 @@ def index(request: HttpRequest):
     except review.BadQuery as problem:
         return render(request, TEMPLATE, {"problem": str(problem)}, status=400)
     found = review.report(period, by, sort)
+    budgets = review.budget_rows() + review.default_budget_users()
     context = {
         "report": found,
         "columns": review.ordered_columns(sort),
@@ -47,8 +48,8 @@ def index(request: HttpRequest):
         "presets": review.PRESETS,
         "range_query": period.query,
         "chart": charts.stacked_bars(period.days, review.spend_per_day(period)),
-        "flags": review.flags(period),
-        "budgets": review.budget_rows() + review.default_budget_users(),
+        "flags": review.flags(period, budgets),
+        "budgets": budgets,
         "prices": review.price_rows(),
     }
     return render(request, TEMPLATE, context)

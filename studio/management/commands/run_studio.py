@@ -32,7 +32,7 @@ class Command(BaseCommand):
         # Threaded, so the simulator's blocking gateway does not starve pages.
         web = [gunicorn, "studio.wsgi", "-b", bind, "--workers", "2", "--threads", "8", "--timeout", "360",
                "--access-logfile", "-", "--log-level", "warning", "--graceful-timeout", "3"]
-        children = {"web": start(web), "worker": start([python, manage, "qcluster"])}
+        children = {"web": start(web), "worker": start([python, manage, "run_worker"])}
         checker = start([python, manage, "check_worker"])
 
         stopping = []

@@ -227,7 +227,7 @@ def test_an_unanswered_submit_keeps_its_exposure_until_an_admin_resolves_it(
     assert ledger.spend_summary(owner)["unconfirmed"] == Decimal("0.40")
     assert ledger.remaining(owner) == Decimal("99.60")
 
-    time.sleep(settings.STUDIO_SIMULATOR_LATENCY + 0.2)  # the upstream task finishes and bills
+    wait_for(sim.all_done, message="the upstream task to finish and bill")
     billed = simulator_counters("apimart")["billed_images"]
     staff = django_user_model.objects.create_user("lead", password="x", is_staff=True)
     with pytest.raises(ValueError):

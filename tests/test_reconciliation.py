@@ -7,7 +7,6 @@ price."""
 import random
 import threading
 import time
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,6 +20,7 @@ from studio.gateways.request import ImageRequest
 from studio.models import Job, LedgerEntry, Price
 from studio.simulator.faults import FAULTS
 from studio.simulator.models import SimTask
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,8 +95,7 @@ def test_the_ledger_matches_what_every_gateway_bills(simulator, owner, fast):
         time.sleep(0.05)
 
     # The simulator bills a task when its clock says it is done: wait for the last one to be.
-    done_at = max(task.created + timedelta(seconds=task.latency) for task in SimTask.objects.all())
-    time.sleep(max(0.0, (done_at - timezone.now()).total_seconds()) + 0.05)
+    wait_for(sim.all_done, message="every upstream task to be over")
     unconfirmed = [job for job, _ in plan if ledger.job_cost(job).state == "unconfirmed"]
     assert any(job.stopped_by_user for job, _ in plan) and unconfirmed  # both cases were exercised
     for gateway in MODELS:

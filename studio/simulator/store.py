@@ -152,6 +152,12 @@ def bill_due(gateway):
         bill(task, state(task))
 
 
+def all_done():
+    """Whether every task taken is over by its clock (and so billed, when it bills)."""
+    now = time.time()
+    return all(task.created.timestamp() + task.latency <= now for task in SimTask.objects.all())
+
+
 def counters(gateway):
     bill_due(gateway)
     tasks = SimTask.objects.filter(gateway=gateway)

@@ -22,12 +22,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from studio import ledger, media
+from studio import ledger, media, workers
 from studio.gateways import adapter_for, catalog
 from studio.gateways.errors import ACCOUNT, LOST, REJECTED, TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest, validate
 from studio.models import Job, JobEvent, JobInput, Share
-from studio.workers import POLL_LEASE, drop_lease, poller_is_alive, take_lease, worker_id, worker_is_dead
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +241,7 @@ def submit(job_id):
     # Committed before the HTTP call: from here on a crash leaves a visible `submitting` job.
     # A retry's "Retrying: …" is cleared as it goes out: it is no longer what is happening.
     if not transition(
-        job, SUBMITTING, attempts=F("attempts") + 1, submitted=now, claimed_by=worker_id(),
+        job, SUBMITTING, attempts=F("attempts") + 1, submitted=now, claimed_by=workers.worker_id(),
         error_class="", error_message="",
     ):
         return
@@ -351,7 +350,7 @@ def results_arrived(job, state, from_status):
         progress=100,
         usage=state.usage,
         first_result=timezone.now(),
-        claimed_by=worker_id(),
+        claimed_by=workers.worker_id(),
         error_message="; ".join(state.partial_failures)[:2000],
     )
 
@@ -361,7 +360,7 @@ def download(job_id):
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != DOWNLOADING:
         return
-    Job.objects.filter(pk=job.pk).update(claimed_by=worker_id())
+    Job.objects.filter(pk=job.pk).update(claimed_by=workers.worker_id())
     problems = media.download_results(job)
     stored = job.images.count()
     if stored == 0:
@@ -395,7 +394,7 @@ def poll_delay(state):
 
 def ensure_poller():
     """Start the poll loop unless a live one is already running."""
-    if not poller_is_alive():
+    if not workers.poller_is_alive():
         async_task("studio.tasks.poll_loop", task_name="poll-loop")
 
 
@@ -407,19 +406,19 @@ def poll_loop():
     """
     seconds = settings.STUDIO_POLL_LOOP_SECONDS
     tick = settings.STUDIO_POLL_TICK_SECONDS
-    if not take_lease(POLL_LEASE, seconds + 30):
+    if not workers.take_lease(workers.POLL_LEASE, seconds + 30):
         return "another poller is running"
     started = timezone.now()
     try:
         while (timezone.now() - started).total_seconds() < seconds:
-            take_lease(POLL_LEASE, seconds + 30)
+            workers.take_lease(workers.POLL_LEASE, seconds + 30)
             poll_once()
             expire_overdue()
             if not Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
                 break
             pause(tick)
     finally:
-        drop_lease(POLL_LEASE)
+        workers.drop_lease(workers.POLL_LEASE)
     # A job may have started running while we were leaving: keep going if so.
     if Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
         async_task("studio.tasks.poll_loop", task_name="poll-loop")
@@ -574,11 +573,11 @@ def recover():
     stale = now - timedelta(seconds=settings.STUDIO_STALE_SECONDS)
     resumed = 0
     for job in Job.objects.filter(status=SUBMITTING):
-        if worker_is_dead(job.claimed_by) or job.updated < stale:
+        if workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             # We cannot know whether the request reached the gateway: never resubmit blindly.
             fail_unconfirmed(job, REVIEW_STALE_SUBMIT)
     for job in Job.objects.filter(status=DOWNLOADING):
-        if worker_is_dead(job.claimed_by) or job.updated < stale:
+        if workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             Job.objects.filter(pk=job.pk, status=DOWNLOADING).update(claimed_by="", updated=now)
             async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
             resumed += 1
@@ -586,7 +585,7 @@ def recover():
     Job.objects.filter(status=RUNNING, next_poll__isnull=True).update(next_poll=now)
     # A poller killed mid-poll_once leaves the jobs it claimed 60 s ahead; with no live poller
     # they are due now (an extra status poll is harmless).
-    if not poller_is_alive():
+    if not workers.poller_is_alive():
         Job.objects.filter(status=RUNNING, next_poll__gt=now).update(next_poll=now)
     # With the Redis broker a queued task can be lost with its worker: submit again (guarded).
     for job_id in Job.objects.filter(

@@ -114,6 +114,14 @@ def remaining(user):
     return limit - month_spend(user)
 
 
+def left_and_over(left):
+    """(what to show as left, how far over the budget it is): what is left never shows below
+    ¥0.00 (an admin may lower a budget below what was spent); None left means no limit."""
+    if left is None:
+        return None, Decimal(0)
+    return max(left, Decimal(0)), max(-left, Decimal(0))
+
+
 def lock_budgets(user):
     """Serialize concurrent holds of one user (and of their teams) on PostgreSQL.
 
@@ -328,18 +336,19 @@ def spend_summary(user, months=6):
         history.append({"month": previous, "spent": spend_in_month(mine, previous.date())})
         cursor = previous
     held, unconfirmed = open_holds(mine.filter(month=start.date()))
+    left, over_by = left_and_over(None if limit is None else limit - spent)
     return {
         "month": start,
         "spent": spent,
         "limit": limit,
-        "remaining": None if limit is None else max(limit - spent, Decimal(0)),
-        "over_by": limit is not None and spent > limit and spent - limit,
+        "remaining": left,
+        "over_by": over_by,
         "percent": None if not limit else min(100, int(spent * 100 / limit)),
         "open_holds": held,
         "unconfirmed": unconfirmed,
-        "images": sum(
-            mine.filter(kind=LedgerEntry.CHARGE, month=start.date()).values_list("images", flat=True)
-        ),
+        "images": mine.filter(kind=LedgerEntry.CHARGE, month=start.date()).aggregate(
+            total=Sum("images", default=0)
+        )["total"],
         "history": history,
     }
 

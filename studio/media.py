@@ -247,9 +247,9 @@ def take_upload(user, file, offer):
     return store(user, data, file.name, facts), notes
 
 
-def upload_bytes(upload):
-    """The stored bytes of an upload."""
-    with upload.file.open("rb") as handle:
+def stored_bytes(field):
+    """The bytes of a stored file: an upload's or a gallery image's."""
+    with field.open("rb") as handle:
         return handle.read()
 
 
@@ -279,8 +279,7 @@ def safe_filename(name, facts):
 
 def copy_image(image, user):
     """A new Upload owned by `user` holding a gallery image's original, to use as a reference."""
-    with image.file.open("rb") as handle:
-        data = handle.read()
+    data = stored_bytes(image.file)
     facts, problem = read_facts(data)
     if facts is None:
         raise ValueError(problem)
@@ -372,7 +371,7 @@ def input_images(job):
     for item in job.inputs.select_related("upload"):
         upload = item.upload
         image = InputImage(
-            data=upload_bytes(upload),
+            data=stored_bytes(upload.file),
             mime=upload.mime,
             width=upload.width,
             height=upload.height,
@@ -411,7 +410,7 @@ def as_data_uri(data, mime, formats, transparency):
     if mime in formats and (transparency or mime in OPAQUE_FORMATS):
         return data_uri(mime, data)
     try:
-        with PILImage.open(io.BytesIO(data)) as opened:
+        with HEAVY_DECODE, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as opened:
             opened.load()
             has_alpha = image_has_alpha(opened)
             if mime in formats and not has_alpha:
@@ -650,7 +649,8 @@ def store_result(job, entry, data):
         raise NotAnImage(problem)
     index = entry["index"]
     # Stored exactly as the gateway sent it: originals are never re-encoded.
-    name = f"{index + 1:02d}-{hashlib.sha256(data).hexdigest()[:12]}.{extension(facts.format)}"
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"{index + 1:02d}-{digest[:12]}.{extension(facts.format)}"
     image = Image(
         job=job,
         owner_id=job.owner_id,
@@ -658,7 +658,7 @@ def store_result(job, entry, data):
         width=facts.width,
         height=facts.height,
         bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         mime=facts.mime,
         revised_prompt=entry.get("revised_prompt", ""),
         seed=job.request.get("seed"),

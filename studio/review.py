@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -166,10 +166,6 @@ class Report:
     rows: list
     total: Row
     people_in_several_teams: list
-
-    @property
-    def columns(self):
-        return COLUMNS
 
 
 def report(period, by, sort="-charged", owner=None, total=None):
@@ -434,10 +430,6 @@ def price_rows():
             "row": row,
         })
     return rows
-
-
-def team_names():
-    return list(Group.objects.order_by("name").values_list("name", flat=True))
 
 
 # --- CSV ------------------------------------------------------------------------------------------------

@@ -1,7 +1,5 @@
 """The create page: the form, its htmx fragments (options, cost, uploads, palette) and submit."""
 
-from decimal import Decimal
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
@@ -36,15 +34,15 @@ def cost_line(user, form):
     Never a negative amount: an impossible count shows its problem instead, and what is left
     stops at ¥0.00 with how far over the budget already is."""
     quote = ledger.quote(user, form.gateway, form.model, form.n) if form.offer else None
-    left = quote.left if quote else ledger.remaining(user)
+    left, over_by = ledger.left_and_over(quote.left if quote else ledger.remaining(user))
     line = {
         "price": quote.price if quote else None,
         "n": None,
         "n_problem": "",
         "total": None,
         "over": False,
-        "left": None if left is None else max(left, Decimal(0)),
-        "over_by": left is not None and left < 0 and -left,
+        "left": left,
+        "over_by": over_by,
     }
     if quote is None or quote.price is None:
         return line
@@ -177,7 +175,7 @@ def palette(request: HttpRequest):
             form.palette = media.palette_from(media.read_file(file))
         else:
             found = get_owned_or_404(Upload.objects, request.user, pk=request.POST.get("from_upload") or 0)
-            form.palette = media.palette_from(media.upload_bytes(found))
+            form.palette = media.palette_from(media.stored_bytes(found.file))
     except ValueError as exc:
         error = str(exc)
     return render(request, TEMPLATE + "#palette", {"form": form, "palette_error": error})

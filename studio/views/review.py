@@ -27,23 +27,24 @@ def staff_only(view):
     return wrapped
 
 
-def read_query(params):
-    """(range, grouping, sort) from the query string, or a BadQuery to show."""
-    return review.parse_range(params), review.parse_grouping(params), review.parse_sort(params)
+def report_from(params):
+    """The report a query string asks for (range, grouping, sort), or a BadQuery to show."""
+    period = review.parse_range(params)
+    return review.report(period, review.parse_grouping(params), review.parse_sort(params))
 
 
 @require_GET
 @staff_only
 def index(request: HttpRequest):
     try:
-        period, by, sort = read_query(request.GET)
+        found = report_from(request.GET)
     except review.BadQuery as problem:
         return render(request, TEMPLATE, {"problem": str(problem)}, status=400)
-    found = review.report(period, by, sort)
+    period = found.period
     budgets = review.budget_rows() + review.default_budget_users()
     context = {
         "report": found,
-        "columns": review.ordered_columns(sort),
+        "columns": review.ordered_columns(found.sort),
         "groupings": review.GROUPINGS,
         "presets": review.PRESETS,
         "range_query": period.query,
@@ -59,12 +60,12 @@ def index(request: HttpRequest):
 @staff_only
 def export_csv(request: HttpRequest):
     try:
-        period, by, sort = read_query(request.GET)
+        found = report_from(request.GET)
     except review.BadQuery as problem:
         return HttpResponse(str(problem), status=400, content_type="text/plain; charset=utf-8")
-    found = review.report(period, by, sort)
     response = HttpResponse(review.csv_text(found), content_type="text/csv; charset=utf-8")
-    name = f"cost-review-by-{by}-{period.start.isoformat()}-to-{period.end.isoformat()}.csv"
+    period = found.period
+    name = f"cost-review-by-{found.by}-{period.start.isoformat()}-to-{period.end.isoformat()}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 

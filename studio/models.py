@@ -132,7 +132,15 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["owner", "-id"]), models.Index(fields=["status", "next_poll"])]
+        indexes = [
+            models.Index(fields=["owner", "-id"]),
+            models.Index(fields=["status", "next_poll"]),
+            # Covers the cost review's grouped counts: a range of days read from the index alone.
+            models.Index(
+                fields=["day", "owner", "gateway", "model", "status", "needs_review", "stopped_by_user"],
+                name="job_review_cover",
+            ),
+        ]
 
     def __str__(self):
         return f"Job {self.pk} ({self.status})"
@@ -286,7 +294,11 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["id"]
         # Spend of one person in one month: the header badge, budgets and the Spend page.
-        indexes = [models.Index(fields=["user", "month"])]
+        indexes = [
+            models.Index(fields=["user", "month"]),
+            # Covers the cost review's sums per job, so they never read the table's rows.
+            models.Index(fields=["job", "kind", "amount", "images"], name="ledger_review_cover"),
+        ]
         constraints = [
             # One hold, one charge and one release per job: a second settlement cannot be written.
             models.UniqueConstraint(

@@ -149,6 +149,11 @@ class Row:
     unconfirmed: Decimal = ZERO
     failed: int = 0
     share: Decimal | None = None
+    # Not columns: what the flags count, from the same grouped query.
+    stopped: int = 0
+    partial: int = 0
+    # Release rows summed (None: none yet); `released` is this less what was charged.
+    release_rows: Decimal | None = None
 
     @property
     def per_image(self):
@@ -156,6 +161,19 @@ class Row:
 
     def value(self, column):
         return getattr(self, column)
+
+    def add_counts(self, found):
+        for name in COUNTED:
+            setattr(self, name, getattr(self, name) + found[name])
+
+    def add_money(self, found):
+        self.charged += money(found["charged"])
+        self.images += found["images"] or 0
+        self.unconfirmed += money(found["unconfirmed"])
+        if found["released"] is not None:
+            self.release_rows = (self.release_rows or ZERO) + money(found["released"])
+        # A job's release is its whole hold; what it was charged came out of it.
+        self.released = self.release_rows - self.charged if self.release_rows is not None else ZERO
 
 
 @dataclass
@@ -166,41 +184,16 @@ class Report:
     rows: list
     total: Row
     people_in_several_teams: list
+    per_day: dict  # {day: {gateway: charged}}, for the chart
 
 
-def report(period, by, sort="-charged", owner=None, total=None):
-    """The grouped figures for jobs made in `period` (only `owner`'s when given). `total` is the
-    range's totals when the caller has them already."""
-    path = GROUPINGS[by][0]
-    jobs = jobs_in(period, owner)
-    counted = jobs.values(path).annotate(
-        jobs=Count("id", distinct=True), failed=Count("id", distinct=True, filter=Q(status=Job.FAILED))
-    ).order_by()
-    grouped = (
-        LedgerEntry.objects.filter(job__in=jobs_in(period, owner))
-        .values(f"job__{path}")
-        .annotate(**LEDGER_SUMS)
-        .order_by()
-    )
-
-    rows = {}
-    for found in counted:
-        key = key_text(found[path])
-        rows[key] = Row(key, group_label(by, found[path]), jobs=found["jobs"], failed=found["failed"])
-    for found in grouped:
-        key = key_text(found[f"job__{path}"])
-        row = rows.setdefault(key, Row(key, group_label(by, found[f"job__{path}"])))
-        fill_money(row, found)
-    if total is None:
-        # Every job is in exactly one group, but for teams (a person in two counts twice).
-        total = totals(period, owner) if by == "team" else sum_of(rows.values())
-    for row in rows.values():
-        row.share = (row.charged / total.charged * 100).quantize(Decimal("0.1")) if total.charged else None
-    ordered = sort_rows(list(rows.values()), sort)
-    several = people_in_several_teams(jobs_in(period, owner)) if by == "team" else []
-    return Report(period, by, sort, ordered, total, several)
-
-
+COUNTED = ("jobs", "failed", "stopped", "partial")
+COUNTS = {
+    "jobs": Count("id"),
+    "failed": Count("id", filter=Q(status=Job.FAILED)),
+    "stopped": Count("id", filter=Q(stopped_by_user=True)),
+    "partial": Count("id", filter=Q(status=Job.PARTIAL)),
+}
 LEDGER_SUMS = {
     "charged": Sum("amount", filter=Q(kind=LedgerEntry.CHARGE)),
     "images": Sum("images", filter=Q(kind=LedgerEntry.CHARGE)),
@@ -209,33 +202,70 @@ LEDGER_SUMS = {
         "amount", filter=Q(kind=LedgerEntry.HOLD, job__status=Job.FAILED, job__needs_review=True)
     ),
 }
+# What the database groups by: the group itself, except people, grouped by owner id (no join to
+# the users) and, for teams, spread over the owner's teams here (so the totals and the chart
+# count a person in two teams once).
+GROUPED_BY = {"user": "owner_id", "team": "owner_id", "gateway": "gateway", "model": "model", "day": "day"}
 
 
-def fill_money(row, sums):
-    row.charged = money(sums["charged"])
-    row.images = sums["images"] or 0
-    # A job's release is its whole hold; what it was charged came out of it.
-    row.released = money(sums["released"]) - row.charged if sums["released"] else ZERO
-    row.unconfirmed = money(sums["unconfirmed"])
+def report(period, by, sort="-charged", owner=None):
+    """The grouped figures for jobs made in `period` (only `owner`'s when given), the totals and
+    the spend per day and gateway, from two grouped queries (three for teams)."""
+    unit = GROUPED_BY[by]
+    jobs = jobs_in(period, owner)
+    counted = list(jobs.values(unit).annotate(**COUNTS).order_by())
+    entries = LedgerEntry.objects.filter(job__day__gte=period.start, job__day__lte=period.end)
+    if owner is not None:
+        entries = entries.filter(job__owner=owner)
+    summed = (
+        entries.values(f"job__{unit}", "job__day", "job__gateway").annotate(**LEDGER_SUMS).order_by()
+    )
+    people = {found[unit] for found in counted} if by == "user" else ()
+    names = dict(User.objects.filter(pk__in=people).values_list("pk", "username")) if people else {}
+    teams = teams_of_people() if by == "team" else {}
 
+    rows, total, per_day = {}, Row("", "Total"), {}
 
-def sum_of(rows):
-    total = Row("", "Total")
-    for row in rows:
-        for name in ("jobs", "images", "charged", "released", "unconfirmed", "failed"):
-            setattr(total, name, getattr(total, name) + getattr(row, name))
+    def rows_of(value):
+        """The rows a grouped value counts in: one, or each of a person's teams."""
+        if by == "team":
+            keys = teams.get(value, ("", []))[1] or [""]
+        else:
+            keys = [names[value] if by == "user" else key_text(value)]
+        return [rows.get(key) or rows.setdefault(key, Row(key, group_label(by, value, key))) for key in keys]
+
+    for found in counted:
+        total.add_counts(found)
+        for row in rows_of(found[unit]):
+            row.add_counts(found)
+    for found in summed:
+        total.add_money(found)
+        if found["charged"] is not None:
+            day = per_day.setdefault(found["job__day"], {})
+            day[found["job__gateway"]] = day.get(found["job__gateway"], ZERO) + money(found["charged"])
+        for row in rows_of(found[f"job__{unit}"]):
+            row.add_money(found)
     total.share = Decimal("100.0") if total.charged else None
-    return total
+    for row in rows.values():
+        row.share = (row.charged / total.charged * 100).quantize(Decimal("0.1")) if total.charged else None
+    several = sorted(teams[person][0] for person in (found[unit] for found in counted)
+                     if len(teams.get(person, ("", []))[1]) > 1)
+    return Report(period, by, sort, sort_rows(list(rows.values()), sort), total, several, per_day)
+
+
+def teams_of_people():
+    """{user id: (username, [team names])} for everyone in a team, in one query."""
+    found = {}
+    for user_id, username, team in User.groups.through.objects.values_list(
+        "user_id", "user__username", "group__name"
+    ).order_by("group__name"):
+        found.setdefault(user_id, (username, []))[1].append(team)
+    return found
 
 
 def totals(period, owner=None):
     """The range's figures over every job once (team rows may count a person twice; this never)."""
-    jobs = jobs_in(period, owner)
-    counted = jobs.aggregate(jobs=Count("id"), failed=Count("id", filter=Q(status=Job.FAILED)))
-    total = Row("", "Total", jobs=counted["jobs"], failed=counted["failed"])
-    fill_money(total, LedgerEntry.objects.filter(job__in=jobs).aggregate(**LEDGER_SUMS))
-    total.share = Decimal("100.0") if total.charged else None
-    return total
+    return report(period, "gateway", owner=owner).total
 
 
 def money(total):
@@ -249,9 +279,11 @@ def key_text(value):
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
-def group_label(by, value):
+def group_label(by, value, key):
     if by == "team":
-        return value or NO_TEAM
+        return key or NO_TEAM
+    if by == "user":
+        return key
     if by == "gateway":
         found = catalog.GATEWAYS.get(value)
         return found.display_name if found else value
@@ -273,17 +305,6 @@ def sort_rows(rows, sort):
     absent = [row for row in rows if row.value(column) is None]
     present.sort(key=lambda row: (row.value(column), row.label.lower()), reverse=descending)
     return present + sorted(absent, key=lambda row: row.label.lower())
-
-
-def people_in_several_teams(jobs):
-    """Usernames of people with jobs in the range who belong to more than one team."""
-    owners = jobs.values("owner")
-    return sorted(
-        User.objects.filter(pk__in=owners)
-        .annotate(teams=Count("groups"))
-        .filter(teams__gt=1)
-        .values_list("username", flat=True)
-    )
 
 
 def drill_down(period, by, key, only="", owner=None):
@@ -350,9 +371,9 @@ def spend_per_day(period, owner=None):
 # --- flags ---------------------------------------------------------------------------------------------
 
 
-def flags(period, budgets):
-    """What needs a person, each with a count and what to open; `budgets` are budget_rows()."""
-    jobs = jobs_in(period)
+def flags(found, budgets):
+    """What needs a person, each with a count and what to open: `found` is the range's report,
+    `budgets` its budget_rows()."""
     account_today = list(
         Job.objects.filter(day=timezone.localdate(), status=Job.FAILED, error_class="account")
         .values_list("gateway").annotate(count=Count("id")).order_by("gateway")
@@ -360,8 +381,8 @@ def flags(period, budgets):
     return {
         # Open whenever they were made: they wait for an admin, not for a range.
         "unconfirmed": Job.objects.filter(status=Job.FAILED, needs_review=True).count(),
-        "stopped": jobs.filter(stopped_by_user=True).count(),
-        "partial": jobs.filter(status=Job.PARTIAL).count(),
+        "stopped": found.total.stopped,
+        "partial": found.total.partial,
         "account": [(catalog.GATEWAYS[key].display_name if key in catalog.GATEWAYS else key, count)
                     for key, count in account_today],
         "unpriced": unpriced_offers(),
@@ -375,17 +396,28 @@ def unpriced_offers():
 
 
 def budget_rows():
-    """Every budget with this month's spend, users and teams, and the default for the others;
-    three queries whatever the number of budgets."""
+    """Every budget with this month's spend, users and teams, then the people without one against
+    the default budget; four queries whatever the number of budgets or people."""
     month = ledger.month_start().date()
-    spend = LedgerEntry.objects.filter(month=month)
-    by_user = dict(spend.values_list("user").annotate(total=signed_sum()).order_by())
-    by_team = dict(spend.values_list("user__groups").annotate(total=signed_sum()).order_by())
+    by_user = dict(
+        LedgerEntry.objects.filter(month=month).values_list("user").annotate(total=signed_sum()).order_by()
+    )
+    by_team = {}
+    for user_id, team_id in User.groups.through.objects.values_list("user_id", "group_id"):
+        by_team[team_id] = by_team.get(team_id, ZERO) + (by_user.get(user_id) or ZERO)
     rows = []
+    budgeted = set()
     for budget in Budget.objects.select_related("user", "team").order_by("team__name", "user__username"):
         spent = by_team.get(budget.team_id) if budget.team_id else by_user.get(budget.user_id)
+        budgeted.add(budget.user_id)
         rows.append(budget_row(budget, budget.team.name if budget.team_id else budget.user.username,
                                "team" if budget.team_id else "user", spent or ZERO))
+    if ledger.default_limit() is None:
+        return rows
+    others = [user for user in by_user if user not in budgeted]
+    names = dict(User.objects.filter(pk__in=others).values_list("pk", "username"))
+    for user in sorted(others, key=names.get):
+        rows.append(budget_row(None, names[user], "user", by_user[user] or ZERO))
     return rows
 
 
@@ -401,19 +433,6 @@ def signed_sum():
     return Sum(
         "amount", filter=Q(kind__in=[LedgerEntry.HOLD, LedgerEntry.CHARGE, LedgerEntry.ADJUSTMENT])
     ) - Sum("amount", filter=Q(kind=LedgerEntry.RELEASE), default=ZERO)
-
-
-def default_budget_users():
-    """People without a budget of their own, against the default one, this month."""
-    limit = ledger.default_limit()
-    if limit is None:
-        return []
-    month = ledger.month_start().date()
-    spend = (
-        LedgerEntry.objects.filter(month=month, user__budget__isnull=True)
-        .values_list("user__username").annotate(total=signed_sum()).order_by()
-    )
-    return [budget_row(None, name, "user", total or ZERO) for name, total in spend]
 
 
 def price_rows():
@@ -481,13 +500,14 @@ def spend_overview(user):
     this_month = Range(month, today, "month")
     recent = Range(today - timedelta(days=LAST_DAYS - 1), today, "custom")
     by_gateway = report(this_month, "gateway", owner=user)
+    by_model = report(this_month, "model", owner=user)
     return {
         "summary": summary,
         "per_image": by_gateway.total.per_image,
         "chart": charts.stacked_bars(recent.days, spend_per_day(recent, owner=user)),
         "breakdowns": [
             ("gateway", by_gateway),
-            ("model", report(this_month, "model", owner=user, total=by_gateway.total)),
+            ("model", by_model),
         ],
         "statement": ledger.job_statement(user, month),
         "adjustments": ledger.month_adjustments(user, month),

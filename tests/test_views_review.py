@@ -274,7 +274,7 @@ def test_flags_count_what_needs_a_person(staff_client, owner):
     settled(owner, images=1, n=2, status=Job.PARTIAL)
     settled(owner, images=2, stopped_by_user=True)
     settled(owner, images=0, status=Job.FAILED, error_class="account")
-    flags = review.flags(review.parse_range({}), review.budget_rows())
+    flags = review.flags(review.report(review.parse_range({}), "user"), review.budget_rows())
     assert (flags["unconfirmed"], flags["partial"], flags["stopped"]) == (1, 1, 1)
     assert flags["account"] == [("APIMart", 1)]
     html = staff_client.get(reverse("review")).content.decode()

@@ -2,9 +2,11 @@
 behind every figure, a CSV of what is on screen, and what needs a person. Everyone else gets 404."""
 
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from studio import charts, review
@@ -41,15 +43,17 @@ def index(request: HttpRequest):
     except review.BadQuery as problem:
         return render(request, TEMPLATE, {"problem": str(problem)}, status=400)
     period = found.period
-    budgets = review.budget_rows() + review.default_budget_users()
+    budgets = review.budget_rows()
     context = {
         "report": found,
         "columns": review.ordered_columns(found.sort),
         "groupings": review.GROUPINGS,
         "presets": review.PRESETS,
         "range_query": period.query,
-        "chart": charts.stacked_bars(period.days, review.spend_per_day(period)),
-        "flags": review.flags(period, budgets),
+        # Every figure's drill-down link starts the same; rows add their group.
+        "drill": f"{reverse('review_jobs')}?{urlencode({**period.query, 'by': found.by})}",
+        "chart": charts.stacked_bars(period.days, found.per_day),
+        "flags": review.flags(found, budgets),
         "budgets": budgets,
         "prices": review.price_rows(),
     }

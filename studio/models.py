@@ -96,6 +96,10 @@ class Job(models.Model):
     remote_task_id = models.CharField(max_length=200, blank=True)
     progress = models.PositiveSmallIntegerField(null=True, blank=True)
     estimated_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # When the result is expected, from what the gateway said (its estimate, its progress) or,
+    # when it says nothing, from how long this gateway × model took lately. The poll lane asks
+    # at this moment, and the card's time-based progress counts towards it.
+    expected_result = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error_class = models.CharField(max_length=20, blank=True)
     error_message = models.TextField(blank=True)

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -193,14 +193,12 @@ def create_job(user, image_request, uploads=(), boxes=None, upload_problems=()):
                 )
             JobEvent.objects.create(job=job, new_status=QUEUED, note="created")
             ledger.hold(job)
-            transaction.on_commit(lambda: enqueue_submit(job.pk))
+            # The lane takes queued jobs itself (within STUDIO_LANE_PICKUP_SECONDS); this only
+            # starts one when none is running.
+            transaction.on_commit(ensure_poller)
     except ledger.BudgetExceeded as exc:
         raise JobRejected({"n": [exc.message]}) from None
     return job
-
-
-def enqueue_submit(job_id):
-    async_task("studio.tasks.submit_job", job_id, task_name=f"submit-job-{job_id}")
 
 
 def retry(job):
@@ -219,51 +217,77 @@ def retry(job):
 
 
 def submit(job_id):
-    """Send a queued job to its gateway. Safe to run twice: only one run wins queued → submitting."""
+    """Send a queued job to its gateway and wait for the answer. Safe to run twice: only one run
+    wins queued → submitting. The lane does the same in three steps, the HTTP call on a thread."""
+    sending = start_submit(job_id)
+    if sending is None:
+        return
+    job, adapter, image_request, inputs = sending
+    state, error = send_submit(job, adapter, image_request, inputs)
+    if finish_submit(job, adapter, state, error):
+        download(job.pk)
+
+
+def start_submit(job_id):
+    """Everything before the HTTP call: (job, adapter, request, inputs), with `submitting`
+    committed; or None when there is nothing to send (taken, not due, failed here)."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != QUEUED:
-        return
+        return None
     now = timezone.now()
     if job.next_poll and job.next_poll > now:
-        return  # a retry that is not due yet; the sweeper brings it back
+        return None  # a retry that is not due yet; the lane brings it back
     if job.deadline and job.deadline < now:
         fail(job, TRANSIENT, "The gateway could not take the job before its deadline.")
-        return
+        return None
     try:
         image_request = ImageRequest.from_dict(job.request)
         inputs = media.input_images(job)
     except OSError:
         log.exception("job %s: input images could not be read", job.pk)
         fail(job, REJECTED, "An input image of this job could not be read from storage. Upload it again.")
-        return
-    adapter = adapter_for(job.gateway)
-
+        return None
     # Committed before the HTTP call: from here on a crash leaves a visible `submitting` job.
     # A retry's "Retrying: …" is cleared as it goes out: it is no longer what is happening.
     if not transition(
         job, SUBMITTING, attempts=F("attempts") + 1, submitted=now, claimed_by=workers.worker_id(),
         error_class="", error_message="",
     ):
-        return
+        return None
+    return job, adapter_for(job.gateway), image_request, inputs
+
+
+def send_submit(job, adapter, image_request, inputs):
+    """The HTTP call alone (no database): (TaskState, None) or (None, GatewayError)."""
     try:
-        state = adapter.submit(image_request, inputs)
+        return adapter.submit(image_request, inputs), None
     except GatewayError as error:
-        submit_failed(job, error)
-        return
+        return None, error
     except Exception:
         # A bug of ours, not the gateway's: it may have sent the request, so treat it as unknown.
         log.exception("job %s: unexpected error while submitting", job.pk)
-        fail_unconfirmed(job, REVIEW_UNEXPECTED)
-        return
+        return None, None
 
+
+def finish_submit(job, adapter, state, error):
+    """Record the gateway's answer to a submit. True when the results are in and the job waits
+    for its download."""
+    if state is None and error is None:
+        fail_unconfirmed(job, REVIEW_UNEXPECTED)
+        return False
+    if error is not None:
+        submit_failed(job, error)
+        return False
     if state.status == "failed":
         fail(
             job,
             REJECTED,
             plain_message(state.error) if state.error else "The gateway could not make the images.",
         )
-        return
+        return False
     if adapter.is_async and state.status != "completed":
+        now = timezone.now()
+        expected = expected_result(job, state, now)
         transition(
             job,
             RUNNING,
@@ -271,13 +295,12 @@ def submit(job_id):
             remote_task_id=state.remote_id or "",
             progress=state.progress,
             estimated_seconds=state.estimated_seconds,
-            next_poll=now + poll_delay(state),
+            expected_result=expected,
+            next_poll=next_poll_at(expected, now),
         )
         ensure_poller()
-        return
-    if not results_arrived(job, state, SUBMITTING):
-        return
-    download(job.pk)
+        return False
+    return results_arrived(job, state, SUBMITTING)
 
 
 def submit_failed(job, error):
@@ -295,7 +318,7 @@ def submit_failed(job, error):
             error_message=f"Retrying: {message}",
             next_poll=timezone.now() + timedelta(seconds=delay),
         ):
-            ensure_poller()  # the poll loop requeues it once next_poll is due
+            ensure_poller()  # the lane sends it again once next_poll is due
     else:
         fail(job, error.error_class, message)
 
@@ -379,93 +402,120 @@ def download(job_id):
 
 # --- polling -------------------------------------------------------------------------------
 
-def poll_delay(state):
-    """When to ask again: a fraction of the gateway's remaining estimate, within bounds."""
-    low = settings.STUDIO_POLL_MIN_SECONDS
-    high = settings.STUDIO_POLL_MAX_SECONDS
-    # No estimate (apimart and gccai give none): the upstream advice is every 5–10 s.
-    delay = settings.STUDIO_POLL_DEFAULT_SECONDS
+def expected_result(job, state, now):
+    """When the gateway's result should be there, from what it said: its estimate of the whole
+    task, else its progress so far, else how long this gateway × model took lately."""
+    started = job.submitted or now
     if state.estimated_seconds:
-        done = (state.progress or 0) / 100
-        remaining = state.estimated_seconds * (1 - done)
-        delay = remaining / 3
-    return timedelta(seconds=max(low, min(high, delay)))
+        expected = started + timedelta(seconds=state.estimated_seconds)
+        if expected > now or not state.progress:
+            return expected
+    if state.progress and 0 < state.progress < 100:
+        elapsed = (now - started).total_seconds()
+        return started + timedelta(seconds=elapsed * 100 / state.progress)
+    return started + timedelta(seconds=typical_seconds(job.gateway, job.model))
+
+
+def next_poll_at(expected, now):
+    """Ask the moment the result is expected (a little after, so it is there), then every
+    STUDIO_POLL_AFTER_SECONDS; never sooner than STUDIO_POLL_MIN_SECONDS from now, never
+    later than STUDIO_POLL_MAX_SECONDS (an estimate can be wrong)."""
+    due = expected + timedelta(seconds=settings.STUDIO_POLL_MARGIN_SECONDS)
+    if due <= now:
+        due = now + timedelta(seconds=settings.STUDIO_POLL_AFTER_SECONDS)
+    low = now + timedelta(seconds=settings.STUDIO_POLL_MIN_SECONDS)
+    high = now + timedelta(seconds=settings.STUDIO_POLL_MAX_SECONDS)
+    return min(high, max(low, due))
+
+
+TYPICAL = {}  # (gateway, model) -> (seconds, when learned), per process
+TYPICAL_JOBS = 20  # the latest finished jobs it is learned from
+TYPICAL_FOR = 60  # seconds before it is learned again
+
+
+def typical_seconds(gateway, model):
+    """How long a task took lately on this gateway × model (the median of the latest jobs),
+    for gateways that give neither an estimate nor progress; STUDIO_POLL_DEFAULT_SECONDS
+    when there is no history."""
+    now = time.monotonic()
+    known = TYPICAL.get((gateway, model))
+    if known and now - known[1] < TYPICAL_FOR:
+        return known[0]
+    took = sorted(
+        (first - sent).total_seconds()
+        for sent, first in Job.objects.filter(
+            gateway=gateway, model=model, submitted__isnull=False, first_result__isnull=False
+        ).order_by("-id").values_list("submitted", "first_result")[:TYPICAL_JOBS]
+    )
+    seconds = took[len(took) // 2] if took else settings.STUDIO_POLL_DEFAULT_SECONDS
+    TYPICAL[(gateway, model)] = (seconds, now)
+    return seconds
 
 
 def ensure_poller():
-    """Start the poll loop unless a live one is already running."""
+    """Start the lane unless a live one is already running."""
     if not workers.poller_is_alive():
-        async_task("studio.tasks.poll_loop", task_name="poll-loop")
+        async_task("studio.tasks.lane", task_name="lane", timeout=lane_task_timeout())
 
 
-def poll_loop():
-    """One worker polls every running job, then hands over to a fresh task.
-
-    django-q2 schedules tick only every ~30 s, so the loop keeps its own cadence and
-    continues itself; the watchdog schedule only restarts it if it died.
-    """
-    seconds = settings.STUDIO_POLL_LOOP_SECONDS
-    tick = settings.STUDIO_POLL_TICK_SECONDS
-    if not workers.take_lease(workers.POLL_LEASE, seconds + 30):
-        return "another poller is running"
-    started = timezone.now()
-    try:
-        while (timezone.now() - started).total_seconds() < seconds:
-            workers.take_lease(workers.POLL_LEASE, seconds + 30)
-            poll_once()
-            expire_overdue()
-            if not Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
-                break
-            pause(tick)
-    finally:
-        workers.drop_lease(workers.POLL_LEASE)
-    # A job may have started running while we were leaving: keep going if so.
-    if Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
-        async_task("studio.tasks.poll_loop", task_name="poll-loop")
-        return "continued"
-    return "idle"
+def lane_task_timeout():
+    """The lane's task runs for STUDIO_LANE_SECONDS, then lets its last calls end: a sync
+    generation can take the whole read timeout. (Below the ORM broker's redelivery, `retry`.)"""
+    return int(settings.STUDIO_LANE_SECONDS + settings.STUDIO_SYNC_READ_TIMEOUT + 30)
 
 
-def pause(seconds):
-    time.sleep(seconds)
-
-
-def poll_once(limit=50):
-    """Poll every due running job concurrently; requeue due retries. Returns jobs polled."""
-    now = timezone.now()
-    for job_id in Job.objects.filter(status=QUEUED, next_poll__lte=now).values_list("pk", flat=True)[:limit]:
-        Job.objects.filter(pk=job_id, status=QUEUED).update(next_poll=None)
-        enqueue_submit(job_id)
-
-    due = list(Job.objects.filter(status=RUNNING, next_poll__lte=now).order_by("next_poll")[:limit])
+def claim_due_polls(now, limit, gateways=None):
+    """Running jobs whose poll is due, claimed by compare-and-set on next_poll (pushed a minute
+    ahead) so two pollers never ask twice; a crashed poller's claims fall due again."""
+    due = Job.objects.filter(status=RUNNING, next_poll__lte=now)
+    if gateways is not None:
+        due = due.filter(gateway__in=gateways)
+    due = list(due.order_by("next_poll")[:limit])
     claimed = []
-    for job in due:
-        # Claim by compare-and-set on next_poll so two pollers never ask twice.
-        lease = now + timedelta(seconds=60)
-        if Job.objects.filter(pk=job.pk, status=RUNNING, next_poll=job.next_poll).update(next_poll=lease):
-            job.next_poll = lease
-            claimed.append(job)
+    lease = now + timedelta(seconds=60)
+    with transaction.atomic():
+        for job in due:
+            if Job.objects.filter(pk=job.pk, status=RUNNING, next_poll=job.next_poll).update(next_poll=lease):
+                job.next_poll = lease
+                claimed.append(job)
+    return claimed
+
+
+def unclaim_poll(job, now):
+    Job.objects.filter(pk=job.pk, status=RUNNING, next_poll=job.next_poll).update(next_poll=now)
+
+
+def ask_gateway(job):
+    """One status request (no database): (job, TaskState or None, GatewayError or None)."""
+    try:
+        return job, adapter_for(job.gateway).poll(job.remote_task_id), None
+    except GatewayError as error:
+        return job, None, error
+    except Exception as exc:
+        # Unknown trouble with one job must not stop the others: ask again later.
+        log.exception("job %s: unexpected error while polling", job.pk)
+        return job, None, GatewayError(TRANSIENT, f"unexpected error: {type(exc).__name__}")
+
+
+def poll_once(limit=200):
+    """Poll every due running job at once and apply the answers; downloads go to tasks. The
+    lane does this continuously; this one-shot form serves the tests and the bench."""
+    claimed = claim_due_polls(timezone.now(), limit)
     if not claimed:
         return 0
-
-    def ask(job):
-        try:
-            return job, adapter_for(job.gateway).poll(job.remote_task_id), None
-        except GatewayError as error:
-            return job, None, error
-        except Exception as exc:
-            # Unknown trouble with one job must not stop the others: ask again later.
-            log.exception("job %s: unexpected error while polling", job.pk)
-            return job, None, GatewayError(TRANSIENT, f"unexpected error: {type(exc).__name__}")
-
-    with ThreadPoolExecutor(max_workers=min(8, len(claimed))) as pool:
-        answers = list(pool.map(ask, claimed))
+    with ThreadPoolExecutor(max_workers=min(32, len(claimed))) as pool:
+        answers = list(pool.map(ask_gateway, claimed))
     for job, state, error in answers:
         apply_poll(job, state, error)
     return len(claimed)
 
 
-def apply_poll(job, state, error):
+def enqueue_download(job):
+    async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
+
+
+def apply_poll(job, state, error, then_download=enqueue_download):
+    """Record a status answer; a finished task's results go to `then_download(job)`."""
     now = timezone.now()
     if error is not None:
         if error.error_class == TRANSIENT:
@@ -477,15 +527,17 @@ def apply_poll(job, state, error):
             fail(job, error.error_class, plain_message(error))
         return
     if state.status in ("pending", "running"):
+        expected = expected_result(job, state, now)
         Job.objects.filter(pk=job.pk, status=RUNNING).update(
             progress=state.progress if state.progress is not None else job.progress,
             estimated_seconds=state.estimated_seconds or job.estimated_seconds,
-            next_poll=now + poll_delay(state),
+            expected_result=expected,
+            next_poll=next_poll_at(expected, now),
             updated=now,
         )
     elif state.status == "completed":
         if results_arrived(job, state, RUNNING):
-            async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
+            then_download(job)
     elif state.status == "cancelled":
         finish(
             job, CANCELLED, note="cancelled by the gateway", error_message="The gateway cancelled the task."
@@ -587,14 +639,7 @@ def recover():
     # they are due now (an extra status poll is harmless).
     if not workers.poller_is_alive():
         Job.objects.filter(status=RUNNING, next_poll__gt=now).update(next_poll=now)
-    # With the Redis broker a queued task can be lost with its worker: submit again (guarded).
-    for job_id in Job.objects.filter(
-        Q(next_poll__isnull=True) | Q(next_poll__lte=now),
-        status=QUEUED,
-        created__lt=now - timedelta(seconds=20),
-    ).values_list("pk", flat=True):
-        enqueue_submit(job_id)
-        resumed += 1
+    # Queued jobs need nothing but a lane: it takes every due one itself.
     expire_overdue()
     if Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
         ensure_poller()

@@ -23,6 +23,7 @@ import threading
 import time
 import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from decimal import ROUND_DOWN, Decimal
 from urllib.parse import urljoin
 
@@ -611,14 +612,40 @@ def read_body(response, deadline, cut):
     return b"".join(chunks)
 
 
-def make_thumbnail(data):
-    with PILImage.open(io.BytesIO(data)) as image:
-        image.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE))
-        if image.mode not in ("RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-        out = io.BytesIO()
-        image.save(out, "WEBP", quality=82, method=4)
-    return out.getvalue()
+# Results decode a few at a time (not one, like uploads: HEAVY_DECODE): the lane downloads many
+# jobs at once, and a result is at most 4096² px.
+RESULT_DECODES = threading.BoundedSemaphore(4)
+
+
+def read_result(data):
+    """(Facts, WebP thumbnail bytes) of a gateway's result, decoding it once: the thumbnail's
+    decode is what proves the image whole. Raises NotAnImage."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
+                fmt, width, height = image.format, image.width, image.height
+                if width * height > MAX_INPUT_PIXELS:
+                    raise NotAnImage(f"It is {width}×{height} px, larger than any gateway makes.")
+                image.verify()
+            with RESULT_DECODES, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
+                thumbnail, has_alpha = thumbnail_of(image)
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise NotAnImage("It decodes to far more pixels than its file size suggests.") from None
+    except (OSError, SyntaxError, ValueError):
+        raise NotAnImage(f"It is not an image Image Studio can read (use {FORMAT_NAMES}).") from None
+    return Facts(fmt, width, height, has_alpha), thumbnail
+
+
+def thumbnail_of(image):
+    """(WebP bytes at most THUMBNAIL_EDGE a side, whether any pixel is transparent)."""
+    image.draft(image.mode, (THUMBNAIL_EDGE, THUMBNAIL_EDGE))  # JPEG: decode at a fraction
+    image.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE))
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    out = io.BytesIO()
+    image.save(out, "WEBP", quality=82, method=4)
+    return out.getvalue(), image_has_alpha(image)
 
 
 def result_bytes(entry, gateway=None):
@@ -644,9 +671,7 @@ def result_bytes(entry, gateway=None):
 
 
 def store_result(job, entry, data):
-    facts, problem = read_facts(data)
-    if facts is None:
-        raise NotAnImage(problem)
+    facts, thumbnail = read_result(data)
     index = entry["index"]
     # Stored exactly as the gateway sent it: originals are never re-encoded.
     digest = hashlib.sha256(data).hexdigest()
@@ -664,7 +689,7 @@ def store_result(job, entry, data):
         seed=job.request.get("seed"),
     )
     image.file.save(name, ContentFile(data), save=False)
-    image.thumbnail.save(f"{index + 1:02d}.webp", ContentFile(make_thumbnail(data)), save=False)
+    image.thumbnail.save(f"{index + 1:02d}.webp", ContentFile(thumbnail), save=False)
     try:
         image.save()
     except IntegrityError:
@@ -676,26 +701,32 @@ def store_result(job, entry, data):
 
 
 def download_results(job):
-    """Store every result of the job not stored yet. Returns plain-words problems, if any."""
+    """Store every result of the job not stored yet, fetching up to STUDIO_DOWNLOAD_PARALLEL at
+    once and storing each (with its thumbnail) as it arrives, so a batch's thumbnails show one
+    by one. Returns plain-words problems, if any."""
     have = set(job.images.values_list("index", flat=True))
+    wanted = [entry for entry in job.results if entry["index"] not in have]
+    if not wanted:
+        return []
     problems = []
-    for entry in job.results:
-        if entry["index"] in have:
-            continue
-        try:
-            data = result_bytes(entry, job.gateway)
-            store_result(job, entry, data)
-        except (ValueError, NotAnImage, OSError) as exc:
-            log.warning("job %s image %s: %s", job.pk, entry["index"], exc)
-            problems.append(
-                f"Image {entry['index'] + 1} {exc}"
-                if isinstance(exc, ValueError)
-                else f"Image {entry['index'] + 1} was not a valid image."
-            )
-            continue
-        if "incoming" in entry:
-            default_storage.delete(entry["incoming"])
-    return problems
+    # The fetches are HTTP alone; storing (database and storage) stays on this thread.
+    with ThreadPoolExecutor(min(settings.STUDIO_DOWNLOAD_PARALLEL, len(wanted))) as pool:
+        fetches = {pool.submit(result_bytes, entry, job.gateway): entry for entry in wanted}
+        for done in as_completed(fetches):
+            entry = fetches[done]
+            try:
+                store_result(job, entry, done.result())
+            except (ValueError, NotAnImage, OSError) as exc:
+                log.warning("job %s image %s: %s", job.pk, entry["index"], exc)
+                problems.append(
+                    f"Image {entry['index'] + 1} {exc}"
+                    if isinstance(exc, ValueError)
+                    else f"Image {entry['index'] + 1} was not a valid image."
+                )
+                continue
+            if "incoming" in entry:
+                default_storage.delete(entry["incoming"])
+    return sorted(problems)
 
 
 def delete_images(images):

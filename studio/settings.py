@@ -278,7 +278,8 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 500,
-    "poll": 0.5,
+    # How often an idle worker asks the ORM broker for a task (Redis pushes them at once).
+    "poll": 0.2,
     "label": "Background tasks",
 }
 if REDIS_URL:
@@ -337,14 +338,25 @@ STUDIO_DOWNLOAD_SECONDS = env_float("STUDIO_DOWNLOAD_SECONDS", 120.0)
 STUDIO_SUBMIT_ATTEMPTS = env_int("STUDIO_SUBMIT_ATTEMPTS", 4)
 STUDIO_RETRY_BASE_SECONDS = env_float("STUDIO_RETRY_BASE_SECONDS", 2.0)
 STUDIO_RETRY_MAX_SECONDS = env_float("STUDIO_RETRY_MAX_SECONDS", 60.0)
-# Status polls: a third of the gateway's remaining estimate, kept within min..max seconds; the
-# default is for gateways that give no estimate (apimart and gccai advise every 5–10 s).
-STUDIO_POLL_MIN_SECONDS = env_float("STUDIO_POLL_MIN_SECONDS", 2.0)
-STUDIO_POLL_MAX_SECONDS = env_float("STUDIO_POLL_MAX_SECONDS", 10.0)
+# Status polls are scheduled, not ticked: each running job is asked the moment its result is
+# expected (the gateway's estimate or progress, else how long the model took lately; DEFAULT
+# with no history) plus MARGIN, then every AFTER seconds; never sooner than MIN from the last
+# poll, never later than MAX (an estimate can be wrong).
+STUDIO_POLL_MIN_SECONDS = env_float("STUDIO_POLL_MIN_SECONDS", 0.5)
+STUDIO_POLL_MAX_SECONDS = env_float("STUDIO_POLL_MAX_SECONDS", 30.0)
 STUDIO_POLL_DEFAULT_SECONDS = env_float("STUDIO_POLL_DEFAULT_SECONDS", 5.0)
-# One poll-loop task runs this long, pausing `tick` between rounds, then hands over to a fresh task.
-STUDIO_POLL_LOOP_SECONDS = env_float("STUDIO_POLL_LOOP_SECONDS", 20.0)
-STUDIO_POLL_TICK_SECONDS = env_float("STUDIO_POLL_TICK_SECONDS", 0.5)
+STUDIO_POLL_MARGIN_SECONDS = env_float("STUDIO_POLL_MARGIN_SECONDS", 0.25)
+STUDIO_POLL_AFTER_SECONDS = env_float("STUDIO_POLL_AFTER_SECONDS", 1.0)
+# The lane (studio/lane.py): one task sends, polls and downloads on threads. It takes a new job
+# within PICKUP seconds, hands over to a fresh task after LANE seconds, stops after IDLE
+# seconds with nothing to do. At most CONCURRENCY calls at once per gateway (a sync generation
+# holds one for its whole length); DOWNLOAD_JOBS jobs download at once, PARALLEL images each.
+STUDIO_LANE_SECONDS = env_float("STUDIO_LANE_SECONDS", 60.0)
+STUDIO_LANE_IDLE_SECONDS = env_float("STUDIO_LANE_IDLE_SECONDS", 30.0)
+STUDIO_LANE_PICKUP_SECONDS = env_float("STUDIO_LANE_PICKUP_SECONDS", 0.2)
+STUDIO_GATEWAY_CONCURRENCY = env_int("STUDIO_GATEWAY_CONCURRENCY", 64)
+STUDIO_DOWNLOAD_JOBS = env_int("STUDIO_DOWNLOAD_JOBS", 8)
+STUDIO_DOWNLOAD_PARALLEL = env_int("STUDIO_DOWNLOAD_PARALLEL", 4)
 # A submitting or downloading job untouched this long is taken as abandoned by its worker
 # (a task's timeout plus a margin, so a live worker is never overtaken).
 STUDIO_STALE_SECONDS = env_int("STUDIO_STALE_SECONDS", Q_CLUSTER["timeout"] + 30)

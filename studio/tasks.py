@@ -3,6 +3,7 @@
 from django_q.tasks import async_task
 
 from studio import jobs, workers
+from studio import lane as lane_module
 
 
 def smoke(token):
@@ -11,6 +12,7 @@ def smoke(token):
 
 
 def submit_job(job_id):
+    # The lane sends queued jobs now; kept for submit tasks queued before an upgrade.
     jobs.submit(job_id)
 
 
@@ -18,13 +20,18 @@ def download_job(job_id):
     jobs.download(job_id)
 
 
+def lane():
+    return lane_module.run()
+
+
 def poll_loop():
-    return jobs.poll_loop()
+    # The lane replaced the poll loop; kept for poll-loop tasks queued before an upgrade.
+    return lane_module.run()
 
 
 def watchdog():
     """Every minute (and at once when a cluster starts after downtime): resume what a dead
-    worker left, requeue lost submits, and restart the poll loop if it died."""
+    worker left, requeue lost submits, and restart the lane if it died."""
     return jobs.recover()
 
 

@@ -21,10 +21,10 @@ from django.apps import apps
 from django.db.models import Count
 from django_q.models import Schedule, Task
 
-from studio import jobs, ledger
+from studio import jobs, ledger, workers
 from studio import simulator as sim
 from studio.gateways.request import ImageRequest
-from studio.models import Image, Job, JobEvent, LedgerEntry, Price
+from studio.models import Image, Job, JobEvent, Lease, LedgerEntry, Price
 from tests.conftest import wait_for
 
 LATENCY = 5.0  # seconds a simulated task takes; `[sim:slow]` makes it three times that
@@ -74,22 +74,28 @@ def test_killed_clusters_lose_no_job_and_bill_nothing_twice(simulator, qcluster,
     cluster = qcluster(**env)
     # apimart gives no estimate, so its first poll comes STUDIO_POLL_MAX_SECONDS (10 s) after the
     # submit; foxapi's estimate brings its first poll sooner. The slow ones take 3 × LATENCY.
-    apimart = jobs.create_job(owner, request("apimart", "a harbour at noon", n=2))
-    foxapi = jobs.create_job(owner, request("foxapi", "a single gull"))
+    # Four images at 2K each: their downloads (the simulator renders them) last seconds, so
+    # both jobs are still downloading on the lane's work threads when the cluster is killed.
+    apimart = jobs.create_job(owner, request("apimart", "a harbour at noon", n=4, model="wan2.7-image-pro",
+                                             size_tier="2K"))
+    foxapi = jobs.create_job(owner, request("foxapi", "a single gull", n=4, model="wan2.7-image-pro",
+                                            size_tier="2K"))
     slow_gccai = jobs.create_job(owner, request("gccai", "a glacier [sim:slow]", n=2))
     slow_foxapi = jobs.create_job(owner, request("foxapi", "a desert [sim:slow]"))
     submitted = (apimart, foxapi, slow_gccai, slow_foxapi)
     wait_for(lambda: not {Job.QUEUED, Job.SUBMITTING} & set(statuses(*submitted)),
              timeout=30, message="the async jobs to be submitted")
-    # The poll loop holds one of the two workers; the other now blocks in anyfast's submit for
-    # 3 × LATENCY, so the downloads of the jobs that finish meanwhile wait in the queue.
+    # The lane holds one of the two workers; anyfast's submit blocks one of its call threads for
+    # 3 × LATENCY, so killing the cluster kills the lane mid-generation.
     blocking = jobs.create_job(owner, request("anyfast", "a forest [sim:slow]", n=2))
     batch = (blocking, *submitted)
     wanted = [Job.SUBMITTING, Job.DOWNLOADING, Job.DOWNLOADING, Job.RUNNING, Job.RUNNING]
     wait_for(lambda: statuses(*batch) == wanted, timeout=30, interval=0.05,
              message="jobs in each of submitting, downloading and running")
+    lane_worker = Lease.objects.get(name=workers.POLL_LEASE).holder
     cluster.kill()
     assert statuses(*batch) == wanted
+    assert Job.objects.get(pk=blocking.pk).claimed_by == lane_worker  # the lane sent it
 
     # --- cluster B: killed halfway through a download, before its scheduler first runs -------
     cluster = qcluster(**env)

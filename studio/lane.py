@@ -1,0 +1,219 @@
+"""The lane: one long-lived task that sends every queued job, polls each running job when its
+result is due, and downloads results, with every gateway call on a thread of its own, so no
+worker process waits out a generation and no job waits for another.
+
+Three kinds of thread, so that a database connection is never held across a gateway call:
+
+    the lane's own   reads and writes the database: takes queued jobs (`submitting` committed
+                     before the call goes out), claims due polls, applies their answers
+    call threads     the HTTP calls alone (a sync generation blocks one of these, not a process);
+                     at most STUDIO_GATEWAY_CONCURRENCY at once per gateway
+    work threads     what follows a call that needs the database and storage: a submit's answer
+                     (a sync gateway's images arrive in it), downloads and thumbnails;
+                     STUDIO_DOWNLOAD_JOBS at once, each closing its connection when done
+
+One lane runs across every cluster (the poll lease). It sleeps until the earliest due poll,
+an answer, or STUDIO_LANE_PICKUP_SECONDS (how soon a new job is taken). After
+STUDIO_LANE_SECONDS it hands over to a fresh task and lets its last calls end; with nothing
+active for STUDIO_LANE_IDLE_SECONDS it stops. Killed, it leaves `submitting` jobs that recovery
+fails for review (never resent) and downloads that recovery requeues, as any worker would.
+"""
+
+import logging
+import queue
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from studio import jobs, workers
+from studio.gateways import catalog
+from studio.models import Job
+
+log = logging.getLogger(__name__)
+
+LEASE_RENEW_SECONDS = 5
+SWEEP_SECONDS = 5  # how often overdue jobs are expired
+TAKE_AT_ONCE = 200  # queued jobs or due polls looked at in one pass
+
+
+def run():
+    """The lane's task: serve while this worker holds the poll lease, then hand over."""
+    if not workers.take_lease(workers.POLL_LEASE, lease_seconds()):
+        return "another lane is running"
+    lane = Lane()
+    try:
+        outcome = lane.serve(settings.STUDIO_LANE_SECONDS)
+    finally:
+        workers.drop_lease(workers.POLL_LEASE)
+    # Continue (or restart for a job that arrived while this one was leaving) before the last
+    # calls end: the next lane must not wait for a generation still under way here.
+    if Job.objects.filter(status__in=[Job.RUNNING, Job.QUEUED]).exists():
+        jobs.ensure_poller()
+        outcome = "continued"
+    lane.drain()
+    return outcome
+
+
+def lease_seconds():
+    return settings.STUDIO_LANE_SECONDS + 30
+
+
+class Lane:
+    def __init__(self):
+        limit = settings.STUDIO_GATEWAY_CONCURRENCY
+        self.calls = ThreadPoolExecutor(limit * len(catalog.GATEWAYS), thread_name_prefix="lane-call")
+        self.work = ThreadPoolExecutor(settings.STUDIO_DOWNLOAD_JOBS, thread_name_prefix="lane-work")
+        self.answers = queue.Queue()  # what the call and work threads hand back
+        self.in_flight = Counter()  # gateway -> calls under way
+        self.working = 0  # work items under way
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def serve(self, seconds):
+        started = renewed = swept = time.monotonic()
+        idle_since = None
+        while time.monotonic() - started < seconds:
+            if time.monotonic() - renewed > LEASE_RENEW_SECONDS:
+                if not workers.take_lease(workers.POLL_LEASE, lease_seconds()):
+                    return "lost the lease"
+                renewed = time.monotonic()
+            if time.monotonic() - swept > SWEEP_SECONDS:
+                jobs.expire_overdue()
+                swept = time.monotonic()
+            now = timezone.now()
+            self.take_queued(now)
+            room = self.poll_due(now)
+            if self.busy() or Job.objects.filter(status__in=[Job.RUNNING, Job.QUEUED]).exists():
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > settings.STUDIO_LANE_IDLE_SECONDS:
+                return "idle"
+            # Due polls with no room for them wait for an answer, not a spin.
+            self.wait(self.seconds_to_next_poll(now) if room else settings.STUDIO_LANE_PICKUP_SECONDS)
+        return "handed over"
+
+    def busy(self):
+        return bool(sum(self.in_flight.values()) or self.working)
+
+    def wait(self, seconds):
+        """Until an answer comes back or `seconds` pass; then every answer waiting is applied."""
+        try:
+            answer = self.answers.get(timeout=max(0.0, seconds))
+        except queue.Empty:
+            return
+        self.apply(answer)
+        while True:
+            try:
+                self.apply(self.answers.get_nowait())
+            except queue.Empty:
+                return
+
+    def seconds_to_next_poll(self, now):
+        pickup = settings.STUDIO_LANE_PICKUP_SECONDS
+        due = Job.objects.filter(status=Job.RUNNING).aggregate(first=Min("next_poll"))["first"]
+        if due is None:
+            return pickup
+        return min(pickup, (due - now).total_seconds())
+
+    def drain(self):
+        """Apply the answers of the calls still under way, then stop the threads."""
+        while self.busy():
+            self.wait(1.0)
+        self.calls.shutdown()
+        self.work.shutdown()
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def has_room(self, gateway):
+        return self.in_flight[gateway] < settings.STUDIO_GATEWAY_CONCURRENCY
+
+    def take_queued(self, now):
+        """Send every due queued job whose gateway has room for another call."""
+        found = (
+            Job.objects.filter(Q(next_poll__isnull=True) | Q(next_poll__lte=now), status=Job.QUEUED)
+            .order_by("id")
+            .values_list("pk", "gateway")[:TAKE_AT_ONCE]
+        )
+        for job_id, gateway in found:
+            if not self.has_room(gateway):
+                continue
+            sending = jobs.start_submit(job_id)
+            if sending is None:
+                continue
+            self.in_flight[gateway] += 1
+            self.calls.submit(self.call_submit, sending)
+
+    def call_submit(self, sending):
+        job, adapter, image_request, inputs = sending
+        state, error = jobs.send_submit(job, adapter, image_request, inputs)
+        self.answers.put(("submitted", job, adapter, state, error))
+
+    # --- polling ---------------------------------------------------------------------------
+
+    def poll_due(self, now):
+        """Ask about every running job whose poll is due, as many at once as there is room.
+        Returns whether any gateway had room."""
+        open_to = [key for key in catalog.GATEWAYS if self.has_room(key)]
+        if not open_to:
+            return False
+        for job in jobs.claim_due_polls(now, TAKE_AT_ONCE, gateways=open_to):
+            if not self.has_room(job.gateway):
+                jobs.unclaim_poll(job, now)  # due again at once, for the next pass with room
+                continue
+            self.in_flight[job.gateway] += 1
+            self.calls.submit(self.call_poll, job)
+        return True
+
+    def call_poll(self, job):
+        self.answers.put(("polled", *jobs.ask_gateway(job)))
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def apply(self, answer):
+        try:
+            self.apply_one(answer)
+        except Exception:
+            # One job's trouble (a database hiccup) must not stop every other job's lane.
+            log.exception("lane: applying %s failed", answer[0])
+
+    def apply_one(self, answer):
+        kind = answer[0]
+        if kind == "submitted":
+            _, job, adapter, state, error = answer
+            self.in_flight[job.gateway] -= 1
+            self.start_work(finish_submit, job, adapter, state, error)
+        elif kind == "polled":
+            _, job, state, error = answer
+            self.in_flight[job.gateway] -= 1
+            jobs.apply_poll(job, state, error, then_download=self.download)
+        elif kind == "worked":
+            self.working -= 1
+
+    def download(self, job):
+        self.start_work(jobs.download, job.pk)
+
+    def start_work(self, func, *args):
+        self.working += 1
+        self.work.submit(self.do_work, func, *args)
+
+    def do_work(self, func, *args):
+        try:
+            func(*args)
+        except Exception:
+            log.exception("lane: %s%s failed", func.__name__, args[:1])
+        finally:
+            # A work thread's connection is closed at once: the pool must not pin one each.
+            connection.close()
+            self.answers.put(("worked",))
+
+
+def finish_submit(job, adapter, state, error):
+    """A submit's answer, on a work thread: a sync gateway's images are stored right away."""
+    if jobs.finish_submit(job, adapter, state, error):
+        jobs.download(job.pk)

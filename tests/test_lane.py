@@ -1,0 +1,162 @@
+"""The lane (studio/lane.py) against the simulator over real HTTP: it takes queued jobs by
+itself, keeps a gateway's calls within its limit, polls when the result is due, downloads a
+batch's images at once, and lets a sync generation hold a thread, not a worker process.
+
+The lane runs on a thread of this process here; the last test runs it in a real qcluster."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from studio import jobs, lane
+from studio import simulator as sim
+from studio.models import Job, LedgerEntry, Price
+from studio.simulator.models import SimTask
+from tests.conftest import wait_for
+from tests.test_jobs import text_request
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def lane_settings(settings):
+    settings.STUDIO_SIMULATOR_LATENCY = 0.5
+    settings.STUDIO_DEFAULT_MONTHLY_BUDGET = "100.00"
+    settings.STUDIO_LANE_SECONDS = 60
+    settings.STUDIO_LANE_IDLE_SECONDS = 0.5
+    settings.STUDIO_POLL_MIN_SECONDS = 0.05
+    settings.STUDIO_POLL_DEFAULT_SECONDS = 0.5  # before any history, for gateways without estimates
+    return settings
+
+
+@pytest.fixture
+def priced(db):
+    Price.objects.create(gateway="anyfast", model="wan2.7-image", unit_price="0.30")
+    Price.objects.create(gateway="foxapi", model="wan2.7-image", unit_price="0.40")
+
+
+class LaneThread:
+    """lane.run() on a thread, as the lane's task runs it in a worker."""
+
+    def __init__(self):
+        self.outcome = None
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self):
+        try:
+            self.outcome = lane.run()
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the lane did not stop"
+
+
+def finished(*found):
+    def check():
+        statuses = [Job.objects.get(pk=job.pk).status for job in found]
+        return all(status in jobs.FINAL for status in statuses)
+    return check
+
+
+def test_the_lane_takes_queued_jobs_by_itself_and_sees_them_through(simulator, owner, priced):
+    made = [jobs.create_job(owner, text_request(gateway=gateway, n=2)) for gateway in ("apimart", "gccai")]
+    with LaneThread() as running:
+        wait_for(finished(*made), message="both jobs finished")
+    assert running.outcome == "idle"
+    for job in made:
+        job.refresh_from_db()
+        assert job.status == Job.SUCCEEDED, job.error_message
+        assert job.images.count() == 2
+        charge = LedgerEntry.objects.get(job=job, kind="charge")
+        assert charge.amount == job.unit_price * 2 and charge.images == 2
+    assert sim.counters("apimart")["submits"] == 1 and sim.counters("gccai")["submits"] == 1
+
+
+def test_a_poll_comes_when_the_result_is_expected_not_on_a_tick(simulator, owner, priced, settings):
+    settings.STUDIO_SIMULATOR_LATENCY = 1.0  # foxapi says estimated_time=1, so one poll will do
+    job = jobs.create_job(owner, text_request(gateway="foxapi", n=1))
+    with LaneThread():
+        wait_for(finished(job), message="the job finished")
+    job.refresh_from_db()
+    assert job.status == Job.SUCCEEDED, job.error_message
+    task = SimTask.objects.get(gateway="foxapi")
+    # Asked once the estimate ran out (plus the margin), not every half second while it ran.
+    assert task.polls == 1
+    assert job.expected_result is not None and job.expected_result >= job.submitted
+
+
+def test_a_gateway_never_gets_more_calls_at_once_than_its_limit(simulator, owner, priced, settings):
+    settings.STUDIO_GATEWAY_CONCURRENCY = 2
+    made = [jobs.create_job(owner, text_request(gateway="anyfast", n=1)) for _ in range(5)]
+    seen = []
+    with LaneThread():
+        def sample():
+            seen.append(Job.objects.filter(status=Job.SUBMITTING).count())
+            return finished(*made)()
+        wait_for(sample, interval=0.05, message="every sync job finished")
+    assert max(seen) <= 2 and 2 in seen
+    assert all(Job.objects.get(pk=job.pk).status == Job.SUCCEEDED for job in made)
+    assert sim.counters("anyfast")["submits"] == 5
+
+
+def test_async_jobs_do_not_wait_for_sync_generations(simulator, owner, priced, settings):
+    # Five sync generations three times as long as an async job, all at once on one lane.
+    settings.STUDIO_SIMULATOR_LATENCY = 1.0
+    slow = [jobs.create_job(owner, text_request(gateway="anyfast", n=1, prompt="[sim:slow] a fox"))
+            for _ in range(5)]
+    with LaneThread():
+        wait_for(lambda: Job.objects.filter(status=Job.SUBMITTING).count() == 5, message="all five sent")
+        quick = jobs.create_job(owner, text_request(gateway="apimart", n=1))
+        wait_for(finished(quick), message="the async job finished")
+        # It went through while every sync generation was still under way.
+        assert Job.objects.filter(pk__in=[job.pk for job in slow], status=Job.SUBMITTING).count() == 5
+        wait_for(finished(*slow), message="the sync jobs finished")
+    assert Job.objects.get(pk=quick.pk).status == Job.SUCCEEDED
+
+
+def test_a_batch_downloads_its_images_at_once(simulator, owner, priced):
+    job = jobs.create_job(owner, text_request(gateway="apimart", n=4))
+    with LaneThread():
+        wait_for(finished(job), message="the job finished")
+    job.refresh_from_db()
+    assert job.status == Job.SUCCEEDED, job.error_message
+    assert sorted(job.images.values_list("index", flat=True)) == [0, 1, 2, 3]
+    assert all(image.thumbnail.name for image in job.images.all())
+    assert LedgerEntry.objects.get(job=job, kind="charge").amount == job.unit_price * 4
+
+
+def test_a_handed_over_lane_lets_its_last_generation_end(simulator, owner, priced, settings):
+    settings.STUDIO_LANE_SECONDS = 0.3  # hands over while the generation is still under way
+    job = jobs.create_job(owner, text_request(gateway="anyfast", n=1, prompt="[sim:slow] a heron"))
+    with LaneThread() as running:
+        pass
+    # The old lane returned only after its generation ended and its images were stored.
+    assert running.outcome in ("continued", "handed over")
+    job.refresh_from_db()
+    assert job.status == Job.SUCCEEDED, job.error_message
+    assert sim.counters("anyfast")["submits"] == 1
+
+
+def test_twenty_sync_jobs_share_one_worker_process_in_a_real_cluster(
+    simulator, qcluster, owner, priced, settings
+):
+    # Two worker processes (tests/settings.py): twenty sync generations at once could never
+    # run side by side if each held a process.
+    settings.STUDIO_SIMULATOR_LATENCY = 2.0  # the simulator serves from this process
+    qcluster(STUDIO_SIMULATOR_URL=simulator.url, STUDIO_PUBLIC_URL=simulator.url,
+             STUDIO_LANE_IDLE_SECONDS="2")
+    made = [jobs.create_job(owner, text_request(gateway="anyfast", n=1)) for _ in range(20)]
+    wait_for(lambda: Job.objects.filter(status=Job.SUBMITTING).count() == 20, timeout=60,
+             interval=0.05, message="all twenty under way at once")
+    wait_for(finished(*made), timeout=60, message="all twenty finished")
+    assert set(Job.objects.filter(pk__in=[job.pk for job in made]).values_list("status", flat=True)) == {
+        Job.SUCCEEDED
+    }
+    assert sim.counters("anyfast")["submits"] == 20

@@ -33,11 +33,19 @@ def test_it_shows_an_empty_state(owner_client):
     assert reverse("create").encode() in response.content
 
 
-def test_it_lists_only_the_users_images_newest_first(owner_client, job, outsider):
+def gallery_order(*jobs):
+    """Newest job first, each job's images in their own order (1 of 4 first)."""
+    newest_first = sorted(jobs, key=lambda job: -job.pk)
+    return [pk for job in newest_first for pk in job.images.order_by("index").values_list("pk", flat=True)]
+
+
+def test_it_lists_only_the_users_images_newest_job_first_in_their_order(owner_client, owner, job, outsider):
     other = make_job(outsider, images=1).images.get()
+    newer = make_job(owner, images=2)
     response = owner_client.get(reverse("gallery"))
     ids = [image.pk for image in response.context["images"]]
-    assert ids == sorted(job.images.values_list("pk", flat=True), reverse=True)
+    assert ids == gallery_order(job, newer)
+    assert [image.index for image in response.context["images"]] == [0, 1, 0, 1, 2]
     assert other.pk not in ids
     assert f'id="tile-{ids[0]}"'.encode() in response.content
 
@@ -45,25 +53,25 @@ def test_it_lists_only_the_users_images_newest_first(owner_client, job, outsider
 def test_it_pages_by_keyset_with_infinite_scroll(owner_client, owner, monkeypatch):
     monkeypatch.setattr(gallery, "PAGE_SIZE", 2)
     job = make_job(owner, images=5)
-    ids = sorted(job.images.values_list("pk", flat=True), reverse=True)
+    ids = gallery_order(job)
     first = owner_client.get(reverse("gallery"))
     assert [i.pk for i in first.context["images"]] == ids[:2]
-    assert first.context["next_before"] == ids[1]
+    assert first.context["after"] == f"{job.pk}.1"
     assert b'hx-trigger="revealed"' in first.content
-    second = owner_client.get(reverse("gallery") + f"?before={ids[1]}", **HX)
+    second = owner_client.get(reverse("gallery") + f"?after={job.pk}.1", **HX)
     assert tile_ids(second) == ids[2:4]
     assert b"<html" not in second.content
-    assert f"before={ids[3]}".encode() in second.content
-    last = owner_client.get(reverse("gallery") + f"?before={ids[3]}", **HX)
+    assert f"after={job.pk}.3".encode() in second.content
+    last = owner_client.get(reverse("gallery") + f"?after={job.pk}.3", **HX)
     assert tile_ids(last) == ids[4:]
     assert b"revealed" not in last.content
 
 
-@pytest.mark.parametrize("before", ["%C2%B2", "1e3", "99999999999999999999999"])
-def test_an_odd_before_is_ignored_not_a_500(owner_client, job, before):
-    response = owner_client.get(reverse("gallery") + f"?before={before}")
+@pytest.mark.parametrize("after", ["%C2%B2", "1e3", "99999999999999999999999.1", "3.x", "3.123456"])
+def test_an_odd_cursor_is_ignored_not_a_500(owner_client, job, after):
+    response = owner_client.get(reverse("gallery") + f"?after={after}")
     assert response.status_code == 200
-    assert tile_ids(response) == sorted(job.images.values_list("pk", flat=True), reverse=True)
+    assert tile_ids(response) == gallery_order(job)
 
 
 def test_a_page_takes_the_same_queries_whatever_its_size(owner_client, owner, django_assert_num_queries):
@@ -76,10 +84,15 @@ def test_a_page_takes_the_same_queries_whatever_its_size(owner_client, owner, dj
     with django_assert_num_queries(3):
         response = owner_client.get(reverse("gallery"), **HX)
     assert len(tile_ids(response)) == 18
+    cursor = f"{Image.objects.get(pk=tile_ids(response)[5]).job_id}.1"
     with django_assert_num_queries(3):
-        owner_client.get(reverse("gallery") + f"?before={tile_ids(response)[5]}", **HX)
-    # The whole page adds the header's spend figures (3 queries).
-    with django_assert_num_queries(6):
+        owner_client.get(reverse("gallery") + f"?after={cursor}", **HX)
+    # Search and filters add no query.
+    with django_assert_num_queries(3):
+        filters = "?q=lighthouse&model=wan2.7-image&since=2020-01-01&shared=1"
+        owner_client.get(reverse("gallery") + filters, **HX)
+    # The whole page adds the header's spend figures (3 queries) and the viewer's teams (1).
+    with django_assert_num_queries(7):
         owner_client.get(reverse("gallery"))
 
 
@@ -115,8 +128,8 @@ def test_lightbox_shows_the_metadata(owner_client, job, image):
     assert ">42<" in html
     assert "¥0.20 an image" in html
     assert reverse("image_file", args=[image.pk]) + "?download=1" in html
-    # newer and older neighbours for ← and →
-    newer, older = job.images.get(index=2).pk, job.images.get(index=0).pk
+    # the images before and after for ← and →: the job's own order
+    newer, older = job.images.get(index=0).pk, job.images.get(index=2).pk
     assert re.search(rf'href="{reverse("gallery_image", args=[newer])}"[^>]*data-nav="prev"', html)
     assert re.search(rf'href="{reverse("gallery_image", args=[older])}"[^>]*data-nav="next"', html)
 

@@ -30,10 +30,20 @@ def test_it_creates_a_share_link(owner_client, job):
     assert reverse("share_revoke", args=[share.token]) in html
 
 
-def test_creating_twice_reuses_the_live_link(owner_client, job):
+def test_each_link_has_its_own_options(owner_client, job):
     owner_client.post(reverse("job_share", args=[job.pk]), **HX)
-    owner_client.post(reverse("job_share", args=[job.pk]), **HX)
-    assert Share.objects.count() == 1
+    options = {"include_prompt": "1", "expires": "7", "listed": "1"}
+    owner_client.post(reverse("job_share", args=[job.pk]), options, **HX)
+    plain, chosen = Share.objects.order_by("id")
+    assert (plain.include_prompt, plain.listed, plain.expires) == (False, False, None)
+    assert chosen.include_prompt and chosen.listed
+    assert timedelta(days=6, hours=23) < chosen.expires - timezone.now() <= timedelta(days=7)
+
+
+def test_an_unknown_expiry_is_refused_next_to_the_field(owner_client, job):
+    response = owner_client.post(reverse("job_share", args=[job.pk]), {"expires": "365"}, **HX)
+    assert Share.objects.count() == 0
+    assert b"Select a valid choice" in response.content and b"field-error" in response.content
 
 
 def test_the_card_shows_the_live_link(owner_client, share):

@@ -328,7 +328,8 @@ def test_download_all_streams_a_zip(owner_client, job):
     manifest = json.loads(archive.read("manifest.json"))["images"]
     assert [entry["file"] for entry in manifest] == names[1:]
     first = manifest[0]
-    assert first["prompt"] == job.prompt and first["gateway"] == "apimart" and first["model"] == "wan2.7-image"
+    assert first["prompt"] == job.prompt and first["gateway"] == "apimart"
+    assert first["model"] == "wan2.7-image"
     assert first["mode"] == "text-to-image"
     assert first["size"] == {"width": 640, "height": 480}
     assert first["cost_cny"] == "0.2000" and first["created"] and "seed" in first and first["palette"] == []

@@ -398,14 +398,19 @@
     var lock = document.querySelector("[name=seed_lock]");
     var seed = document.getElementById("id_seed");
     if (seed && lock && !lock.checked) seed.value = "";
-    // On a phone the list sits below the long form: bring the new card into view.
+    // On a phone the list sits below the long form: bring the new card into view. The event
+    // comes with the response, before the card is swapped in, so wait for the swap to settle.
     var id = event.detail && event.detail.id;
-    var card = id && document.getElementById("job-" + id);
-    if (!card) return;
-    var box = card.getBoundingClientRect();
-    if (box.top < 0 || box.bottom > window.innerHeight) {
-      card.scrollIntoView({ block: "start", behavior: "smooth" });
-    }
+    if (!id) return;
+    document.addEventListener("htmx:afterSettle", function bringIntoView() {
+      var card = document.getElementById("job-" + id);
+      if (!card) {
+        document.addEventListener("htmx:afterSettle", bringIntoView, { once: true });
+        return;
+      }
+      var box = card.getBoundingClientRect();
+      if (box.top < 0 || box.bottom > window.innerHeight) card.scrollIntoView({ block: "start" });
+    }, { once: true });
   });
 
   // Ctrl+Enter (Cmd+Enter on a Mac) sends the form from anywhere in it, the prompt included.

@@ -230,3 +230,30 @@ def test_every_page_fits_a_phone_and_every_pop_up_the_viewport(
     finally:
         context.close()
     assert page.problems == []
+
+
+def test_on_a_phone_ctrl_enter_creates_and_the_new_card_comes_into_view(playwright_browser, owner, studio):
+    context = playwright_browser.new_context(viewport={"width": 390, "height": 844})
+    page = watched_page(context)
+    try:
+        log_in(page, studio.url)
+        page.goto(f"{studio.url}/create/")
+        page.select_option("#id_offer", "gccai/wan2.7-image")
+        page.wait_for_load_state("networkidle")
+        page.fill("#id_prompt", "A paper boat on a puddle")
+        page.focus("#id_prompt")
+        page.keyboard.press("Control+Enter")
+        card = page.locator(".job-card").first
+        card.wait_for()
+        job = Job.objects.get()
+        assert job.gateway == "gccai" and job.prompt == "A paper boat on a puddle"
+        page.wait_for_function(f"""(() => {{
+            const box = document.getElementById('job-{job.pk}').getBoundingClientRect();
+            return box.top >= 0 && box.top < window.innerHeight; }})()""")
+        # a reload (and a later visit) starts from the same gateway × model, with an empty prompt
+        page.reload()
+        assert page.input_value("#id_offer") == "gccai/wan2.7-image"
+        assert page.input_value("#id_prompt") == ""
+        assert page.problems == []
+    finally:
+        context.close()

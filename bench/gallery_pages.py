@@ -83,6 +83,8 @@ def deep_cursor(images, pages):
     from studio.paging import image_page
 
     keys = list(images.order_by("-job_id", "index").values_list("job_id", "index"))
+    if not keys:
+        raise SystemExit("no image matches: the bench's data and its filters have drifted apart")
     at = min(pages * PAGE_SIZE, max(len(keys) - PAGE_SIZE, 1)) - 1
     job_id, index = keys[at]
     return f"{job_id}.{index}", image_page
@@ -114,7 +116,7 @@ def main():
             cases = {
                 "all images": {},
                 f"search '{RARE}'": {"q": RARE},
-                "filtered: pro model, edit mode": {"model": "wan2.7-image-pro", "mode": "edit"},
+                "filtered: pro model, reference mode": {"model": "wan2.7-image-pro", "mode": "reference"},
                 "search + filter": {"q": "lighthouse", "gateway": "gccai", "favourites": True},
             }
             print(f"{IMAGES:,} images of one user (+{OTHER_IMAGES:,} of others), {PAGE_SIZE} a page, "
@@ -131,6 +133,16 @@ def main():
                 depth = min(DEEP_PAGE, max(matches // PAGE_SIZE, 1))
                 print(f"{name:<44} {matches:>8,} {first_ms:9.2f} {deep_ms:8.2f} {depth:>10} "
                       f"{first_queries}/{deep_queries:>6}")
+
+            if connection.vendor == "postgresql":
+                # Which index serves the search (the trigram one from migration 0006, or the order).
+                searched = library.own_images(user, {"q": RARE}).select_related("job")
+                searched = searched.order_by("-job_id", "index")
+                sql, params = searched[:PAGE_SIZE + 1].query.sql_with_params()
+                with connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN " + sql, params)
+                    print("\nplan of the search's first page:")
+                    print("\n".join("  " + row[0] for row in cursor.fetchall()))
 
             # The same rows by OFFSET, for comparison: cost grows with the depth.
             newest_first = library.own_images(user, {}).select_related("job").order_by("-job_id", "index")

@@ -14,8 +14,10 @@ from studio import ledger, media
 from studio.access import to_id
 from studio.gateways import catalog, usable_gateways
 from studio.gateways.request import ImageRequest, validate
-from studio.models import Upload
+from studio.models import FormMemory, Upload
 
+# What the form remembers besides gateway × model, mode and the on/off options.
+REMEMBERED = ("n", "size_kind", "size_tier", "aspect", "width", "height", "share_team")
 TRI_STATE = ("watermark", "thinking_mode", "safety_checker", "prompt_expansion")
 TRI_LABELS = {
     "watermark": "Watermark",
@@ -134,6 +136,7 @@ class CreateFields(forms.Form):
     palette_hex = ListField(required=False)
     palette_ratio = ListField(required=False)
     upload = ListField(required=False)
+    share_team = forms.BooleanField(required=False)
 
     def clean(self):
         data = super().clean()
@@ -179,6 +182,7 @@ class CreateForm:
         self.options = dict.fromkeys(TRI_STATE, "")
         self.palette = []
         self.attached = []
+        self.share_team = False
         self.errors = {}
         self.asked = {}
         self.fit_to_offer()
@@ -205,6 +209,7 @@ class CreateForm:
         for name in TRI_STATE:
             form.options[name] = values[name]
         form.palette = values["palette"]
+        form.share_team = values["share_team"]
         form.attach_ids(values["upload_ids"], values["boxes"])
         asked = {"gateway": form.gateway, "model": form.model, "mode": form.mode}
         form.fit_to_offer()
@@ -231,9 +236,35 @@ class CreateForm:
             value = getattr(earlier, name)
             form.options[name] = "" if value is None else ("on" if value else "off")
         form.palette = list(earlier.palette or [])
-        form.attached = [Attached(i.upload, i.boxes) for i in job.inputs.select_related("upload")]
+        if job.owner_id == user.pk:
+            # Someone else's inputs are never attached: a teammate's remix brings copies of them.
+            form.attached = [Attached(i.upload, i.boxes) for i in job.inputs.select_related("upload")]
         form.fit_to_offer()
         return form
+
+    @classmethod
+    def remembered(cls, user):
+        """The form as the person last left it: gateway × model, mode and options, never the
+        prompt, the seed or the images (FormMemory, written by remember())."""
+        form = cls(user)
+        found = FormMemory.objects.filter(user=user).first()
+        values = found.values if found else {}
+        if catalog.offer(values.get("gateway", ""), values.get("model", "")):
+            form.gateway, form.model = values["gateway"], values["model"]
+        form.mode = values.get("mode") if values.get("mode") in catalog.MODES else form.mode
+        for name in REMEMBERED:
+            if name in values:
+                setattr(form, name, values[name])
+        for name in TRI_STATE:
+            if values.get("options", {}).get(name) in ("", "on", "off"):
+                form.options[name] = values["options"][name]
+        form.fit_to_offer()
+        return form
+
+    def memory(self):
+        values = {name: getattr(self, name) for name in REMEMBERED}
+        return {"gateway": self.gateway, "model": self.model, "mode": self.mode,
+                "options": dict(self.options), **values}
 
     def attach_ids(self, ids, boxes=None):
         """Attach the user's own uploads by id (others' ids are ignored), with their boxes."""
@@ -432,6 +463,11 @@ SHOWN_FIELDS = {
     "gateway", "model", "mode", "prompt", "negative_prompt", "n", "size", "seed", "palette", "boxes",
     "images", *TRI_STATE,
 }
+
+def remember(user, form):
+    """Keep the form's choices for the person's next visit (CreateForm.remembered)."""
+    FormMemory.objects.update_or_create(user=user, defaults={"values": form.memory()})
+
 
 def tri_value(text):
     """True, False, None (left to the gateway), or the text as typed for validate() to refuse."""

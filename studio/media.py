@@ -287,6 +287,15 @@ def copy_image(image, user):
     return store(user, data, f"image-{image.job_id}-{image.index + 1}.{extension(facts.format)}", facts)
 
 
+def copy_upload(upload, user):
+    """A new Upload owned by `user` with the same bytes (a teammate's remix of a shared job)."""
+    data = stored_bytes(upload.file)
+    facts, problem = read_facts(data)
+    if facts is None:
+        raise ValueError(problem)
+    return store(user, data, upload.original_name, facts)
+
+
 # --- palettes ------------------------------------------------------------------------------------
 
 
@@ -769,13 +778,18 @@ class ChunkWriter:
         return b"".join(chunks)
 
 
-def zip_stream(images):
-    """The images' originals as one uncompressed zip, yielded in chunks as it is written."""
+def zip_stream(images, manifest=None, names=None):
+    """The images' originals as one uncompressed zip, yielded in chunks as it is written, byte
+    for byte as stored. `manifest` (JSON text) goes in first as manifest.json; `names(image)`
+    names each entry (the stored file name by default: unique within one job only)."""
     sink = ChunkWriter()
     # No seeking: entries carry data descriptors, so the archive streams as it is written.
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+        if manifest is not None:
+            archive.writestr("manifest.json", manifest.encode())
+            yield sink.take()
         for image in images:
-            name = image.file.name.rsplit("/", 1)[-1]
+            name = names(image) if names else image.file.name.rsplit("/", 1)[-1]
             info = zipfile.ZipInfo(name, date_time=image.created.timetuple()[:6])
             with archive.open(info, "w", force_zip64=True) as entry, image.file.open("rb") as handle:
                 while chunk := handle.read(256 * 1024):

@@ -205,7 +205,11 @@ class Image(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["owner", "-id"])]
+        indexes = [
+            models.Index(fields=["owner", "-id"]),
+            # The gallery's order: newest job first, a job's images in their order (1 of 4 first).
+            models.Index(fields=["owner", "-job", "index"], name="image_gallery_order"),
+        ]
         constraints = [models.UniqueConstraint(fields=["job", "index"], name="image_job_index")]
 
     def __str__(self):
@@ -226,9 +230,46 @@ class Share(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     expires = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
+    # Off by default: a link shows the images only, unless the person chose to show how they
+    # were made.
+    include_prompt = models.BooleanField(default=False)
+    # Listed links may be indexed by search engines; the others say noindex.
+    listed = models.BooleanField(default=False)
+    # Views of the public page, counted with an UPDATE … + 1 (never read-modify-write).
+    views = models.PositiveIntegerField(default=0)
 
     def __str__(self):
         return f"share of job {self.job_id}"
+
+
+class TeamShare(models.Model):
+    """A job its owner shared with one of their teams (a Django group).
+
+    Teammates see it only while both they and the owner are in that team (teams.py).
+    """
+
+    job = models.ForeignKey(Job, models.CASCADE, related_name="team_shares")
+    team = models.ForeignKey(Group, models.CASCADE, related_name="team_shares")
+    shared_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "team"], name="team_share_job_team")]
+
+    def __str__(self):
+        return f"job {self.job_id} shared with {self.team_id}"
+
+
+class FormMemory(models.Model):
+    """The create form's last gateway × model, mode and options of one person (never the
+    prompt), so a reload or a later visit starts where they left off."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, models.CASCADE, related_name="form_memory")
+    values = models.JSONField(default=dict)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"create form of {self.user_id}"
 
 
 class Budget(models.Model):

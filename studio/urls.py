@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from studio.access import with_own_login
-from studio.views import accounts, create, files, gallery, health, jobs, public, review, shares, spend
+from studio.views import accounts, create, files, gallery, health, jobs, public, review, shares, spend, team
 
 urlpatterns = [
     path("", accounts.home, name="home"),
@@ -27,12 +27,25 @@ urlpatterns = [
     path("jobs/<int:pk>/delete/", jobs.delete, name="job_delete"),
     path("jobs/<int:pk>/download.zip", jobs.download_zip, name="job_download"),
     path("jobs/<int:pk>/share/", shares.create, name="job_share"),
+    path("jobs/<int:pk>/team/", jobs.team, name="job_team"),
+    path("shares/", shares.mine, name="shares"),
     path("shares/<str:token>/revoke/", shares.revoke, name="share_revoke"),
     # gallery
     path("gallery/<int:pk>/", gallery.detail, name="gallery_image"),
     path("gallery/<int:pk>/favourite/", gallery.favourite, name="gallery_favourite"),
     path("gallery/<int:pk>/reference/", gallery.reference, name="gallery_reference"),
     path("gallery/<int:pk>/delete/", gallery.delete, name="gallery_delete"),
+    path("gallery/<int:pk>/share/", shares.create_for_image, name="image_share"),
+    path("gallery/selection/download.zip", gallery.download_selection, name="gallery_download_selection"),
+    path("gallery/selection/favourite/", gallery.favourite_selection, name="gallery_favourite_selection"),
+    path("gallery/selection/delete/", gallery.delete_selection, name="gallery_delete_selection"),
+    path("gallery/selection/team/", gallery.team_selection, name="gallery_team_selection"),
+    # the team's shared jobs; a teammate reaches their images only through these
+    path("team/", team.index, name="team"),
+    path("team/images/<int:pk>/", team.detail, name="team_image"),
+    path("team/images/<int:pk>/file/", team.image_file, name="team_image_file"),
+    path("team/images/<int:pk>/thumb/", team.image_thumbnail, name="team_image_thumbnail"),
+    path("team/jobs/<int:pk>/remix/", team.remix, name="team_remix"),
     # private media, owner (and staff) only
     path("files/images/<int:pk>/", files.image_original, name="image_file"),
     path("files/images/<int:pk>/thumb/", files.image_thumbnail, name="image_thumbnail"),

@@ -566,3 +566,42 @@ def test_anonymous_upload_chip_goes_to_login(client, owner):
 @pytest.mark.parametrize("name", ["create_options", "create_cost", "create_upload", "create_palette"])
 def test_fragments_reject_get(owner_client, name):
     assert owner_client.get(reverse(name)).status_code == 405
+
+
+# --- the form remembers; shared with my team --------------------------------------------------
+
+
+def test_the_form_remembers_the_last_choices_but_not_the_prompt(owner_client):
+    options(owner_client, offer="foxapi/wan2.7-image", mode="text-to-image", size_tier="2K", aspect="16:9",
+            watermark="off", prompt="A secret plan")
+    html = owner_client.get(reverse("create")).content.decode()
+    assert re.search(r'<option value="foxapi/wan2.7-image"[^>]*selected', html)
+    assert re.search(r'value="2K"[^>]*checked|value="2K"[^>]*selected', html)
+    assert "A secret plan" not in html
+
+
+def test_the_form_remembers_across_visits_after_a_job(client, owner):
+    client.force_login(owner)
+    post(client, reverse("create"), form_data(offer="gccai/wan2.7-image", n="3"))
+    client.logout()
+    client.force_login(owner)
+    html = client.get(reverse("create")).content.decode()
+    assert re.search(r'<option value="gccai/wan2.7-image"[^>]*selected', html)
+    assert re.search(r'name="n"[^>]*value="3"|value="3"[^>]*name="n"', html)
+    assert re.search(r'<textarea[^>]*id="id_prompt"[^>]*>\s*</textarea>', html)  # the prompt starts empty
+
+
+def test_a_job_can_be_created_shared_with_my_team(owner_client, owner, teammate):
+    from studio.models import TeamShare
+
+    html = owner_client.get(reverse("create")).content.decode()
+    assert 'name="share_team"' in html and "Design" in html
+    post(owner_client, reverse("create"), form_data(share_team="1"))
+    job = Job.objects.get()
+    assert TeamShare.objects.get(job=job).team.name == "Design"
+    post(owner_client, reverse("create"), form_data())
+    assert TeamShare.objects.count() == 1
+
+
+def test_without_a_team_there_is_no_team_box(owner_client):
+    assert 'name="share_team"' not in owner_client.get(reverse("create")).content.decode()

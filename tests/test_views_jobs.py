@@ -146,7 +146,7 @@ def test_filters_are_in_the_url_and_searched_as_you_type(owner_client, owner):
     response = owner_client.get(reverse("jobs") + "?q=cat&status=failed")
     html = response.content.decode()
     assert 'hx-push-url="true"' in html
-    assert "keyup changed delay:300ms" in html
+    assert "input changed delay:300ms" in html  # typing and pasting alike
     assert 'value="cat"' in html
     assert '<option value="failed" selected>' in html
     assert "No jobs match" in html
@@ -322,9 +322,17 @@ def test_download_all_streams_a_zip(owner_client, job):
     assert response["Content-Disposition"] == f'attachment; filename="image-studio-job-{job.pk}.zip"'
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     names = archive.namelist()
-    assert len(names) == 2 and names[0].startswith("01-") and names[1].startswith("02-")
+    assert names == ["manifest.json", f"job-{job.pk}-1.png", f"job-{job.pk}-2.png"]
     with job.images.get(index=0).file.open("rb") as handle:
-        assert archive.read(names[0]) == handle.read()
+        assert archive.read(names[1]) == handle.read()  # byte for byte as the gateway sent it
+    manifest = json.loads(archive.read("manifest.json"))["images"]
+    assert [entry["file"] for entry in manifest] == names[1:]
+    first = manifest[0]
+    assert first["prompt"] == job.prompt and first["gateway"] == "apimart"
+    assert first["model"] == "wan2.7-image"
+    assert first["mode"] == "text-to-image"
+    assert first["size"] == {"width": 640, "height": 480}
+    assert first["cost_cny"] == "0.2000" and first["created"] and "seed" in first and first["palette"] == []
 
 
 # --- access: owner sees it (above), another user gets 404, anonymous goes to login -----------

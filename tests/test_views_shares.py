@@ -30,10 +30,20 @@ def test_it_creates_a_share_link(owner_client, job):
     assert reverse("share_revoke", args=[share.token]) in html
 
 
-def test_creating_twice_reuses_the_live_link(owner_client, job):
+def test_each_link_has_its_own_options(owner_client, job):
     owner_client.post(reverse("job_share", args=[job.pk]), **HX)
-    owner_client.post(reverse("job_share", args=[job.pk]), **HX)
-    assert Share.objects.count() == 1
+    options = {"include_prompt": "1", "expires": "7", "listed": "1"}
+    owner_client.post(reverse("job_share", args=[job.pk]), options, **HX)
+    plain, chosen = Share.objects.order_by("id")
+    assert (plain.include_prompt, plain.listed, plain.expires) == (False, False, None)
+    assert chosen.include_prompt and chosen.listed
+    assert timedelta(days=6, hours=23) < chosen.expires - timezone.now() <= timedelta(days=7)
+
+
+def test_an_unknown_expiry_is_refused_next_to_the_field(owner_client, job):
+    response = owner_client.post(reverse("job_share", args=[job.pk]), {"expires": "365"}, **HX)
+    assert Share.objects.count() == 0
+    assert b"Select a valid choice" in response.content and b"field-error" in response.content
 
 
 def test_the_card_shows_the_live_link(owner_client, share):
@@ -137,3 +147,95 @@ def test_anonymous_cannot_share_or_revoke(client, job, share):
 def test_share_actions_reject_get(owner_client, job, share):
     assert owner_client.get(reverse("job_share", args=[job.pk])).status_code == 405
     assert owner_client.get(reverse("share_revoke", args=[share.token])).status_code == 405
+
+
+# --- options, My links, the public page's tags -----------------------------------------------------
+
+
+def test_the_public_page_has_open_graph_and_twitter_tags_with_absolute_urls(client, job, owner):
+    share = Share.objects.create(job=job, created_by=owner, include_prompt=True)
+    html = client.get(reverse("share_page", args=[share.token])).content.decode()
+    first = job.images.order_by("index").first()
+    image_url = f"http://testserver{reverse('share_image', args=[share.token, first.pk, 'full'])}"
+    assert f'<meta property="og:image" content="{image_url}">' in html
+    assert f'<meta name="twitter:image" content="{image_url}">' in html
+    assert '<meta name="twitter:card" content="summary_large_image">' in html
+    assert f'<meta property="og:url" content="http://testserver/s/{share.token}/">' in html
+    assert job.prompt in html  # chosen: the prompt and settings are shown
+    assert f'href="{reverse("login")}"' in html and "Image Studio" in html
+    assert "?download=1" in html
+    assert "/files/" not in html and owner.username not in html
+
+
+def test_the_prompt_stays_hidden_unless_chosen(client, share, job):
+    html = client.get(reverse("share_page", args=[share.token])).content.decode()
+    assert job.prompt not in html and "blurry" not in html
+
+
+def test_a_listed_link_may_be_indexed(client, job, owner):
+    listed = Share.objects.create(job=job, created_by=owner, listed=True)
+    response = client.get(reverse("share_page", args=[listed.token]))
+    assert "X-Robots-Tag" not in response and b"noindex" not in response.content
+
+
+def test_views_are_counted(client, share):
+    for _ in range(3):
+        client.get(reverse("share_page", args=[share.token]))
+    share.refresh_from_db()
+    assert share.views == 3
+
+
+def test_a_one_day_link_expires(client, owner_client, job):
+    owner_client.post(reverse("job_share", args=[job.pk]), {"expires": "1"}, **HX)
+    share = Share.objects.get()
+    assert client.get(reverse("share_page", args=[share.token])).status_code == 200
+    Share.objects.filter(pk=share.pk).update(expires=timezone.now() - timedelta(seconds=1))
+    assert client.get(reverse("share_page", args=[share.token])).status_code == 404
+
+
+def test_my_links_lists_every_link_with_its_options(owner_client, owner, job, outsider):
+    image = job.images.order_by("index").first()
+    job_link = Share.objects.create(job=job, created_by=owner, include_prompt=True, views=7,
+                                    expires=timezone.now() + timedelta(days=7))
+    image_link = Share.objects.create(job=job, image=image, created_by=owner, listed=True)
+    theirs = Share.objects.create(job=make_job(outsider, images=1), created_by=outsider)
+    html = owner_client.get(reverse("shares")).content.decode()
+    assert f"/s/{job_link.token[:9]}" in html and f"/s/{image_link.token[:9]}" in html
+    assert theirs.token[:9] not in html
+    assert f"job #{job.pk}" in html and f"image 1 of job #{job.pk}" in html
+    assert "prompt shown" in html and "images only" in html and "listed" in html and "noindex" in html
+    assert ">7<" in html and "never" in html
+    assert reverse("share_revoke", args=[job_link.token]) in html
+
+
+def test_revoking_from_my_links_returns_there(owner_client, share, client):
+    response = owner_client.post(reverse("share_revoke", args=[share.token]), {"back": "shares"})
+    assert response.status_code == 302 and response.url == reverse("shares")
+    assert client.get(reverse("share_page", args=[share.token])).status_code == 404
+
+
+def test_an_image_gets_a_link_of_its_own(owner_client, job):
+    image = job.images.order_by("index").last()
+    options = {"include_prompt": "1", "expires": "30"}
+    response = owner_client.post(reverse("image_share", args=[image.pk]), options)
+    assert response.status_code == 302 and response.url == reverse("shares")
+    share = Share.objects.get()
+    assert share.image == image and share.include_prompt
+
+
+def test_an_image_link_with_an_unknown_expiry_is_refused(owner_client, job):
+    image = job.images.first()
+    response = owner_client.post(reverse("image_share", args=[image.pk]), {"expires": "forever"})
+    assert response.status_code == 400 and b"Select a valid choice" in response.content
+    assert not Share.objects.exists()
+
+
+def test_my_links_and_image_share_access(client, owner, outsider, job):
+    image = job.images.first()
+    client.force_login(outsider)
+    assert client.post(reverse("image_share", args=[image.pk])).status_code == 404
+    assert b"No links yet" in client.get(reverse("shares")).content
+    client.logout()
+    for response in (client.get(reverse("shares")), client.post(reverse("image_share", args=[image.pk]))):
+        assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert not Share.objects.exists()

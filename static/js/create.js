@@ -394,10 +394,31 @@
   document.addEventListener("htmx:afterSwap", function () { sizeBoards(document); });
 
   // A job was created: the form stays filled; an unlocked seed gives way to a new random one.
-  document.body.addEventListener("job-created", function () {
+  document.body.addEventListener("job-created", function (event) {
     var lock = document.querySelector("[name=seed_lock]");
     var seed = document.getElementById("id_seed");
     if (seed && lock && !lock.checked) seed.value = "";
+    // On a phone the list sits below the long form: bring the new card into view. The event
+    // comes with the response, before the card is swapped in, so wait for the swap to settle.
+    var id = event.detail && event.detail.id;
+    if (!id) return;
+    document.addEventListener("htmx:afterSettle", function bringIntoView() {
+      var card = document.getElementById("job-" + id);
+      if (!card) {
+        document.addEventListener("htmx:afterSettle", bringIntoView, { once: true });
+        return;
+      }
+      var box = card.getBoundingClientRect();
+      if (box.top < 0 || box.bottom > window.innerHeight) card.scrollIntoView({ block: "start" });
+    }, { once: true });
+  });
+
+  // Ctrl+Enter (Cmd+Enter on a Mac) sends the form from anywhere in it, the prompt included.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || !form()) return;
+    if (!form().contains(event.target) && event.target !== document.body) return;
+    event.preventDefault();
+    form().requestSubmit();
   });
 
   // Only the form's own errors re-render it; a failed request must not leave the button busy.

@@ -27,6 +27,18 @@
     });
   }, 1000);
 
+  // Without the clipboard API (plain http): a hidden textarea and the older copy command.
+  function copyByHand(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+
   /* --- lightbox: a <dialog> filled by htmx --- */
   function lightbox() { return document.getElementById("lightbox"); }
 
@@ -45,6 +57,19 @@
     // A click on the backdrop (the dialog itself, outside its content) closes it.
     if (event.target === lightbox()) lightbox().close();
 
+    var copyText = event.target.closest("[data-copy-text]");
+    if (copyText) {
+      var source = document.querySelector(copyText.dataset.copyText);
+      var text = source ? source.textContent.trim() : "";
+      var copied = function () { copyText.textContent = "Copied"; setTimeout(function () { copyText.textContent = "Copy prompt"; }, 1500); };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(copied, function () { copyByHand(text); copied(); });
+      } else {
+        copyByHand(text);
+        copied();
+      }
+    }
+
     var copy = event.target.closest("[data-copy]");
     if (copy) {
       var input = document.querySelector(copy.dataset.copy);
@@ -60,6 +85,66 @@
       }
     }
   });
+
+  /* --- pop-ups (details.popover): one open at a time, Esc closes --- */
+  document.addEventListener("toggle", function (event) {
+    var opened = event.target;
+    if (!opened.matches || !opened.matches("details.popover, details.user-menu") || !opened.open) return;
+    document.querySelectorAll("details.popover[open], details.user-menu[open]").forEach(function (other) {
+      if (other !== opened) other.open = false;
+    });
+  }, true);
+
+  document.addEventListener("click", function (event) {
+    // A click outside every open pop-up closes them.
+    if (event.target.closest("details.popover, details.user-menu")) return;
+    document.querySelectorAll("details.popover[open], details.user-menu[open]").forEach(function (open) { open.open = false; });
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = document.querySelector("details.popover[open], details.user-menu[open]");
+    if (!open) return;
+    open.open = false;
+    var summary = open.querySelector("summary");
+    if (summary) summary.focus();
+  });
+
+  /* --- a favourite's star on its tile follows the lightbox at once --- */
+  document.body.addEventListener("favourite-changed", function (event) {
+    var tile = event.detail && document.getElementById("tile-" + event.detail.id);
+    var star = tile && tile.querySelector(".tile-fav");
+    if (star) star.hidden = !event.detail.on;
+  });
+
+  /* --- gallery selection: click, Shift-click for a range, Space on a focused box --- */
+  var lastPicked = null;
+  function selectionBoxes() { return Array.prototype.slice.call(document.querySelectorAll("[data-select]")); }
+  function showSelection() {
+    var bar = document.querySelector("[data-selection]");
+    if (!bar) return;
+    var count = selectionBoxes().filter(function (box) { return box.checked; }).length;
+    var label = bar.querySelector("[data-selected-count]");
+    if (label) label.textContent = count ? count + " selected" : "Select images with their boxes (Shift-click for a range)";
+    bar.classList.toggle("has-selection", count > 0);
+    bar.querySelectorAll("button[data-needs-selection]").forEach(function (button) { button.disabled = count === 0; });
+  }
+  document.addEventListener("click", function (event) {
+    var box = event.target.closest("[data-select]");
+    if (!box) return;
+    if (event.shiftKey && lastPicked && lastPicked !== box) {
+      var boxes = selectionBoxes();
+      var from = boxes.indexOf(lastPicked);
+      var to = boxes.indexOf(box);
+      if (from >= 0 && to >= 0) {
+        boxes.slice(Math.min(from, to), Math.max(from, to) + 1).forEach(function (each) { each.checked = box.checked; });
+      }
+    }
+    lastPicked = box;
+    showSelection();
+  });
+  document.addEventListener("htmx:afterSettle", showSelection);
+  document.addEventListener("DOMContentLoaded", showSelection);
 
   document.addEventListener("keydown", function (event) {
     var box = lightbox();

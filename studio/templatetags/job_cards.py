@@ -4,7 +4,7 @@
 from django import template
 from django.utils import timezone
 
-from studio import ledger
+from studio import ledger, sharing, teams
 from studio.gateways import catalog
 from studio.models import Job
 
@@ -72,7 +72,15 @@ class Card:
 
     @property
     def share(self):
-        return next((share for share in self.job.shares.all() if not share.revoked), None)
+        """The newest live job-wide link (the card shows one; My links shows them all)."""
+        now = timezone.now()
+        live = [share for share in self.job.shares.all() if not share.revoked and not share.image_id
+                and (share.expires is None or share.expires > now)]
+        return max(live, key=lambda share: share.pk, default=None)
+
+    @property
+    def team_ids(self):
+        return {found.team_id for found in self.job.team_shares.all()}
 
     @property
     def can_cancel(self):
@@ -153,3 +161,18 @@ def yuan(amount):
 @register.filter
 def field_errors(errors, name):
     return (errors or {}).get(name, [])
+
+
+@register.simple_tag
+def expiry_choices():
+    """A public link's expiry choices, from sharing.py (not typed again in templates)."""
+    return sharing.EXPIRY_CHOICES
+
+
+@register.simple_tag(takes_context=True)
+def my_teams(context):
+    """The viewer's teams, read once per request however many cards the page shows."""
+    request = context["request"]
+    if not hasattr(request, "studio_teams"):
+        request.studio_teams = teams.teams_of(request.user)
+    return request.studio_teams

@@ -7,9 +7,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from studio import jobs, ledger, media
+from studio import jobs, ledger, media, teams
 from studio.access import get_owned_or_404, to_id
-from studio.forms import Attached, CreateForm
+from studio.forms import Attached, CreateForm, parse_boxes, remember
 from studio.gateways import catalog
 from studio.models import Image, Job, Upload
 
@@ -20,7 +20,7 @@ RECENT_PICKS = 24
 
 def page_context(request, form):
     recent = list(Job.objects.filter(owner=request.user, hidden=False)
-                  .prefetch_related("images", "shares").order_by("-id")[:RECENT_JOBS])
+                  .prefetch_related("images", "shares", "team_shares").order_by("-id")[:RECENT_JOBS])
     return {**fragment_context(request, form), "jobs": recent,
             "active_ids": [job.pk for job in recent if job.is_active]}
 
@@ -57,18 +57,26 @@ def cost_line(user, form):
 def index(request: HttpRequest):
     if request.method == "POST":
         return submit(request)
-    form = CreateForm(request.user)
+    form = CreateForm.remembered(request.user)
     remix = request.GET.get("remix")
     if to_id(remix):
-        form = CreateForm.from_job(request.user, get_owned_or_404(Job.objects, request.user, pk=to_id(remix)))
+        form = CreateForm.from_job(request.user, remix_source(request.user, to_id(remix)))
     seed = request.GET.get("seed", "")
     if seed.isascii() and seed.isdigit() and int(seed) <= catalog.SEED_MAX:
         form.seed, form.seed_lock = int(seed), True  # "Use this seed" on an image
-    form.attach_ids(request.GET.getlist("upload"))
+    ids = request.GET.getlist("upload")
+    form.attach_ids(ids, {to_id(pk): parse_boxes(request.GET.get(f"boxes_{pk}")) for pk in ids})
     if remix or request.GET.getlist("upload"):
         pick_mode_for_images(form)
         form.check_uploads()
     return render(request, TEMPLATE, page_context(request, form))
+
+
+def remix_source(user, pk):
+    """The job to remix: the user's own (staff: anyone's), or one shared with their team, whose
+    inputs arrive as the user's own copies (views.team.remix)."""
+    mine = Job.objects.all() if user.is_staff else Job.objects.filter(owner=user)
+    return mine.filter(pk=pk).first() or teams.get_team_job_or_404(user, pk=pk)
 
 
 def pick_mode_for_images(form):
@@ -95,6 +103,9 @@ def submit(request):
             response = render(request, TEMPLATE + "#create-form", fragment_context(request, form))
             return reswap(retarget(response, "#create-form"), "outerHTML")
         return render(request, TEMPLATE, page_context(request, form))
+    remember(request.user, form)
+    if form.share_team:
+        teams.share_with_all_teams([job], request.user)
     if not request.htmx:
         return redirect("jobs")
     response = render(request, "jobs/index.html#new-job", {"job": job})
@@ -108,6 +119,7 @@ def options(request: HttpRequest):
     """The options panel for the chosen gateway, model and mode, keeping what was typed."""
     form = CreateForm.from_post(request.user, request.POST)
     form.check_uploads()
+    remember(request.user, form)
     return render(request, TEMPLATE + "#options-response", fragment_context(request, form))
 
 

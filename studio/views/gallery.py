@@ -1,46 +1,34 @@
 """The gallery: every image of the user, the lightbox, and an image's actions."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from studio import media
-from studio.access import get_own_or_404, get_owned_or_404
+from studio import library, media, teams
+from studio.access import get_own_or_404, get_owned_or_404, to_id
 from studio.forms import Attached, CreateForm
 from studio.models import Image
-from studio.paging import keyset_page
 
 TEMPLATE = "gallery/index.html"
 PAGE_SIZE = 60
 
 
-def owned_images(user, favourites=False):
-    images = Image.objects.filter(owner=user)
-    return images.filter(favourite=True) if favourites else images
-
-
 @require_GET
 @login_required
 def index(request: HttpRequest):
-    favourites = request.GET.get("favourites") == "1"
-    before = request.GET.get("before")
-    found = owned_images(request.user, favourites).select_related("job")
-    images, next_before = keyset_page(found, before, PAGE_SIZE)
-    context = {"images": images, "next_before": next_before, "favourites": favourites, "before": before}
+    filters = library.ImageFilters(request.GET)
+    found = library.own_images(request.user, filters.values).select_related("job")
+    images, after = library.page(found, filters, request.GET.get("after"), PAGE_SIZE)
+    context = {"images": images, "after": after, "filters": filters, "cursor": request.GET.get("after"),
+               "query": filters.query}
     if request.htmx and not request.htmx.boosted:
-        return render(request, TEMPLATE + "#tiles", context)
+        return render(request, TEMPLATE + ("#tiles" if context["cursor"] else "#results"), context)
     return render(request, TEMPLATE, context)
-
-
-def neighbours(user, image, favourites):
-    """The images before and after this one in gallery order (newest first)."""
-    images = owned_images(image.owner if user.is_staff else user, favourites)
-    newer = images.filter(pk__gt=image.pk).order_by("id").values_list("pk", flat=True).first()
-    older = images.filter(pk__lt=image.pk).order_by("-id").values_list("pk", flat=True).first()
-    return newer, older
 
 
 @require_GET
@@ -48,11 +36,11 @@ def neighbours(user, image, favourites):
 def detail(request: HttpRequest, pk: int):
     """The lightbox: the image, its metadata and its actions (a page of its own without JS)."""
     image = get_owned_or_404(Image.objects.select_related("job"), request.user, pk=pk)
-    favourites = request.GET.get("favourites") == "1"
-    newer, older = neighbours(request.user, image, favourites)
+    filters = library.ImageFilters(request.GET)
+    newer, older = library.neighbours(library.own_images(image.owner, filters.values), image)
     job = image.job
     context = {
-        "image": image, "job": job, "newer": newer, "older": older, "favourites": favourites,
+        "image": image, "job": job, "newer": newer, "older": older, "query": filters.query,
         "inputs": list(job.inputs.select_related("upload")),
         "taken": (job.finished - (job.submitted or job.created)).total_seconds() if job.finished else None,
     }
@@ -68,7 +56,9 @@ def favourite(request: HttpRequest, pk: int):
     image.favourite = not image.favourite
     image.save(update_fields=["favourite"])
     if request.htmx:
-        return render(request, TEMPLATE + "#favourite", {"image": image})
+        # The tile behind the lightbox shows its star at once.
+        response = render(request, TEMPLATE + "#favourite", {"image": image})
+        return trigger_client_event(response, "favourite-changed", {"id": image.pk, "on": image.favourite})
     return redirect("gallery_image", pk=image.pk)
 
 
@@ -104,3 +94,62 @@ def delete(request: HttpRequest, pk: int):
         response = render(request, TEMPLATE + "#deleted", {"image_id": pk})
         return trigger_client_event(response, "image-deleted", {"id": pk})
     return redirect("gallery")
+
+
+# --- several at once ---------------------------------------------------------------------------
+
+
+def selection(request):
+    return library.selected(request.user, [to_id(pk) for pk in request.POST.getlist("image")])
+
+
+def back_to_gallery(request, message):
+    messages.info(request, message)
+    back = request.POST.get("back", "")
+    return redirect(back if back.startswith("/gallery/") else reverse("gallery"))
+
+
+@require_GET
+@login_required
+def download_selection(request: HttpRequest):
+    """The chosen images as one zip with a manifest.json telling what made each."""
+    images = library.selected(request.user, [to_id(pk) for pk in request.GET.getlist("image")])
+    if not images:
+        return HttpResponse("Select at least one of your images to download.", status=400)
+    stream = media.zip_stream(images, library.manifest(images), library.entry_name)
+    response = StreamingHttpResponse(stream, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="image-studio-{len(images)}-images.zip"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_POST
+@login_required
+def favourite_selection(request: HttpRequest):
+    images = selection(request)
+    Image.objects.filter(pk__in=[image.pk for image in images]).update(favourite=True)
+    return back_to_gallery(request, f"{len(images)} image{pluralize(len(images))} marked as favourite.")
+
+
+@require_POST
+@login_required
+def delete_selection(request: HttpRequest):
+    """Deletes the chosen images of finished jobs; images of jobs still running are kept
+    (their charge counts the images stored when the job ends)."""
+    images = selection(request)
+    done = [image for image in images if not image.job.is_active]
+    media.delete_images(done)
+    kept = len(images) - len(done)
+    note = f" {kept} of a job still running {'were' if kept != 1 else 'was'} kept." if kept else ""
+    return back_to_gallery(request, f"{len(done)} image{pluralize(len(done))} deleted.{note}")
+
+
+@require_POST
+@login_required
+def team_selection(request: HttpRequest):
+    images = selection(request)
+    if not teams.teams_of(request.user):
+        return back_to_gallery(request, "You are in no team yet: an admin adds people to teams.")
+    teams.share_with_all_teams({image.job for image in images}, request.user)
+    jobs_count = len({image.job_id for image in images})
+    return back_to_gallery(request, f"{jobs_count} job{pluralize(jobs_count)} shared with your team.")

@@ -8,7 +8,7 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from studio import jobs, media
+from studio import jobs, library, media, teams
 from studio.access import get_own_or_404, get_owned_or_404, to_id
 from studio.gateways import catalog
 from studio.models import Job
@@ -20,7 +20,7 @@ FILTERS = ("status", "model", "gateway", "mode", "q", "since", "until")
 
 
 def visible_jobs(user):
-    return Job.objects.filter(owner=user, hidden=False).prefetch_related("images", "shares")
+    return Job.objects.filter(owner=user, hidden=False).prefetch_related("images", "shares", "team_shares")
 
 
 def filtered(user, params):
@@ -90,7 +90,8 @@ def poll(request: HttpRequest):
     """One request for every active card on the page: each comes back as an out-of-band swap,
     and the poller comes back only while one of them is still active."""
     ids = [pk for pk in map(to_id, request.GET.getlist("id")) if pk][:100]
-    found = Job.objects.filter(owner=request.user, pk__in=ids).prefetch_related("images", "shares")
+    found = Job.objects.filter(owner=request.user, pk__in=ids)
+    found = found.prefetch_related("images", "shares", "team_shares")
     found = list(found.order_by("-id"))
     still_active = [job.pk for job in found if job.is_active]
     response = render(request, TEMPLATE + "#poll", {"jobs": found, "active_ids": still_active})
@@ -103,7 +104,7 @@ def card_response(request, job, errors=()):
     """The card again after an action (htmx), or back to the history."""
     if not request.htmx:
         return redirect(reverse("jobs") + f"#job-{job.pk}")
-    job = Job.objects.prefetch_related("images", "shares").get(pk=job.pk)
+    job = Job.objects.prefetch_related("images", "shares", "team_shares").get(pk=job.pk)
     return render(request, TEMPLATE + "#job-card", {"job": job, "card_errors": errors})
 
 
@@ -169,10 +170,27 @@ def delete(request: HttpRequest, pk: int):
 def download_zip(request: HttpRequest, pk: int):
     """Every image of the job as one zip, streamed as it is written."""
     job = get_owned_or_404(Job.objects, request.user, pk=pk)
-    images = list(job.images.order_by("index"))
-    response = StreamingHttpResponse(media.zip_stream(images), content_type="application/zip")
+    images = list(job.images.select_related("job").prefetch_related("job__inputs").order_by("index"))
+    stream = media.zip_stream(images, library.manifest(images), library.entry_name)
+    response = StreamingHttpResponse(stream, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="image-studio-job-{job.pk}.zip"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
+
+
+@require_POST
+@login_required
+def team(request: HttpRequest, pk: int):
+    """Share the job with exactly the ticked teams of its owner (none ticked: unshare)."""
+    job = get_own_or_404(Job.objects, request.user, pk=pk)
+    errors = []
+    try:
+        teams.set_teams(job, request.user, [to_id(value) for value in request.POST.getlist("team")])
+    except teams.UnknownTeam as problem:
+        errors = [str(problem)]
+    if not request.htmx:
+        return redirect(reverse("jobs") + f"#job-{job.pk}")
+    context = {"job": job, "team_errors": errors, "team_saved": not errors}
+    return render(request, TEMPLATE + "#team-panel", context, status=400 if errors else 200)

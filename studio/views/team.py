@@ -1,0 +1,75 @@
+"""The Team page: jobs teammates shared with a team of the viewer, image by image, with their
+author's name; the lightbox, originals and thumbnails reached only through it; and Remix.
+
+A teammate looks, downloads and remixes; deleting, public links and cancelling stay with the
+owner (their views use get_own_or_404, so a teammate gets 404 there).
+"""
+
+import json
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from studio import library, teams
+from studio.views.files import download_name, serve
+
+TEMPLATE = "team/index.html"
+PAGE_SIZE = 60
+
+
+@require_GET
+@login_required
+def index(request: HttpRequest):
+    filters = library.ImageFilters(request.GET)
+    found = library.team_images(request.user, filters.values).select_related("job", "owner")
+    images, after = library.page(found, filters, request.GET.get("after"), PAGE_SIZE)
+    context = {"images": images, "after": after, "filters": filters, "cursor": request.GET.get("after"),
+               "query": filters.query, "teams": teams.teams_of(request.user)}
+    if request.htmx and not request.htmx.boosted:
+        return render(request, TEMPLATE + ("#tiles" if context["cursor"] else "#results"), context)
+    return render(request, TEMPLATE, context)
+
+
+@require_GET
+@login_required
+def detail(request: HttpRequest, pk: int):
+    image = teams.get_team_image_or_404(request.user, pk=pk)
+    filters = library.ImageFilters(request.GET)
+    newer, older = library.neighbours(library.team_images(request.user, filters.values), image)
+    context = {"image": image, "job": image.job, "newer": newer, "older": older, "query": filters.query,
+               "inputs": list(image.job.inputs.all()), "team": True, "taken": None}
+    if request.htmx:
+        return render(request, "gallery/index.html#lightbox", context)
+    return render(request, "team/image.html", context)
+
+
+@require_GET
+@login_required
+def image_file(request: HttpRequest, pk: int):
+    image = teams.get_team_image_or_404(request.user, pk=pk)
+    return serve(image.file, image.mime, download_name(image), request.GET.get("download") == "1")
+
+
+@require_GET
+@login_required
+def image_thumbnail(request: HttpRequest, pk: int):
+    image = teams.get_team_image_or_404(request.user, pk=pk)
+    if not image.thumbnail:
+        return serve(image.file, image.mime, download_name(image), False)
+    return serve(image.thumbnail, "image/webp", f"thumb-{image.pk}.webp", False)
+
+
+@require_POST
+@login_required
+def remix(request: HttpRequest, pk: int):
+    """A teammate's remix: the inputs become uploads of their own, then the create page opens
+    with the job's settings; the new job is theirs and charged to them."""
+    job = teams.get_team_job_or_404(request.user, pk=pk)
+    copies = teams.copied_inputs(job, request.user)
+    query = [("remix", job.pk)] + [("upload", upload.pk) for upload, _ in copies]
+    query += [(f"boxes_{upload.pk}", json.dumps(boxes)) for upload, boxes in copies if boxes]
+    return redirect(f"{reverse('create')}?{urlencode(query)}")

@@ -39,7 +39,7 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-# bench/pipeline.py's full run takes about 15 minutes: here it runs its small versions (--quick);
+# bench/pipeline.py's full run takes about 20 minutes: here it runs its small versions (--quick);
 # run it by hand for the figures (docs/bench.md).
 bench: $(STAMP)
 	@for script in bench/[!_]*.py; do echo "== $$script"; \

@@ -35,7 +35,7 @@ The sync scenario submits 20 anyfast jobs, and one second later 5 apimart jobs w
 it prints the wall time of the 20 (first submit to last result) and the 5's end to end, against
 the async 1-job figure of the same run ("alone").
 
-    .venv/bin/python bench/pipeline.py                     # every scenario (about 15 minutes)
+    .venv/bin/python bench/pipeline.py                     # every scenario (about 20 minutes)
     .venv/bin/python bench/pipeline.py --quick             # small versions at 3 s: a smoke check
     .venv/bin/python bench/pipeline.py --scenario hundred --scenario sync
     DATABASE_URL=postgres://… REDIS_URL=redis://… .venv/bin/python bench/pipeline.py --quick
@@ -64,6 +64,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from _throwaway_django import setup_django
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8721  # the portal; the simulator on the next port
@@ -309,6 +311,10 @@ def portal_records(prefix, submitted):
 def direct_job(sim, gateway, prompt, folder):
     """The plain script for one job: submit, poll every second, download every image to disk."""
     session = requests.Session()
+    # A status request or download that meets a dropped keep-alive connection (the server closed
+    # it as the request left) is sent again, as any client library would; the submit is not.
+    retries = Retry(total=3, allowed_methods={"GET"}, backoff_factor=0)
+    session.mount("http://", HTTPAdapter(max_retries=retries))
     headers = {"Authorization": "Bearer bench"}
     body = {"model": MODEL, "prompt": prompt, "size": SIZE, "seed": random.randrange(2**31)}
     record = {"submitted": time.time(), "done": None, "seen": None, "status": "failed"}

@@ -39,8 +39,12 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
+# bench/pipeline.py's full run takes about 20 minutes: here it runs its small versions (--quick);
+# run it by hand for the figures (docs/bench.md).
 bench: $(STAMP)
-	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; \
+		if [ $$script = bench/pipeline.py ]; then args=--quick; else args=; fi; \
+		$(PY) $$script $$args || exit 1; done
 
 clean:
 	rm -rf $(VENV) var/staticfiles

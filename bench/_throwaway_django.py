@@ -1,4 +1,5 @@
-"""Shared by the bench scripts: Django on a throwaway SQLite database in a temp folder.
+"""Shared by the bench scripts: Django on a throwaway database (SQLite in a temp folder, unless the
+caller passes another database URL).
 
 The leading underscore keeps `make bench` from running it as a bench of its own.
 """
@@ -10,17 +11,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def setup_django(var_dir, **extra_env):
+def setup_django(var_dir, database_url=None, **extra_env):
     """Point every path of the project at var_dir, set up Django and migrate."""
-    env = {
-        "STUDIO_VAR_DIR": var_dir,
-        "DATABASE_URL": f"sqlite:///{var_dir}/bench.sqlite3",
-        "MEDIA_ROOT": f"{var_dir}/media",
-        "DJANGO_SETTINGS_MODULE": "studio.settings",
-        "STUDIO_LOG_LEVEL": "WARNING",
-    }
-    env.update(extra_env)  # e.g. DATABASE_URL of a PostgreSQL database to measure on instead
-    os.environ.update(env)
+    os.environ.update(
+        STUDIO_VAR_DIR=var_dir,
+        DATABASE_URL=database_url or f"sqlite:///{var_dir}/bench.sqlite3",
+        MEDIA_ROOT=f"{var_dir}/media",
+        DJANGO_SETTINGS_MODULE="studio.settings",
+        STUDIO_LOG_LEVEL="WARNING",
+        **extra_env,
+    )
     sys.path.insert(0, str(ROOT))
     import django
 

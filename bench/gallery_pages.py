@@ -92,9 +92,8 @@ def deep_cursor(images, pages):
 
 def main():
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as var_dir:
-        url = os.environ.get("BENCH_DATABASE_URL")
-        extra = {"DATABASE_URL": url} if url else {}
-        setup_django(var_dir, **extra)
+        given = os.environ.get("BENCH_DATABASE_URL")  # a PostgreSQL database to measure on, emptied after
+        setup_django(var_dir, database_url=given)
         from django.contrib.auth.models import User
         from django.core.management import call_command
         from django.core.paginator import Paginator
@@ -165,7 +164,7 @@ def main():
             keyset_rows, _ = image_page(library.own_images(user, {}), cursor, PAGE_SIZE)
             assert [i.pk for i in keyset_rows] == [i.pk for i in newest_first[offset:offset + PAGE_SIZE]]
         finally:
-            if extra:
+            if given:
                 call_command("flush", interactive=False, verbosity=0)
 
 

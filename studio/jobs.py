@@ -371,6 +371,7 @@ def results_arrived(job, state, from_status):
         note=note,
         results=results,
         progress=100,
+        estimated_seconds=state.estimated_seconds or job.estimated_seconds,
         usage=state.usage,
         first_result=timezone.now(),
         claimed_by=workers.worker_id(),
@@ -429,25 +430,28 @@ def next_poll_at(expected, now):
 
 
 TYPICAL = {}  # (gateway, model) -> (seconds, when learned), per process
-TYPICAL_JOBS = 20  # the latest finished jobs it is learned from
-TYPICAL_FOR = 60  # seconds before it is learned again
+TYPICAL_JOBS = 20  # the latest jobs it is learned from
+TYPICAL_FOR = 10  # seconds before it is learned again
 
 
 def typical_seconds(gateway, model):
-    """How long a task took lately on this gateway × model (the median of the latest jobs),
-    for gateways that give neither an estimate nor progress; STUDIO_POLL_DEFAULT_SECONDS
-    when there is no history."""
+    """How long a task takes on this gateway × model, for a job its gateway has said nothing
+    about yet: the median of the latest jobs' own estimates (what the gateway said while they
+    ran), else of how long they took to come back; STUDIO_POLL_DEFAULT_SECONDS with no history."""
     now = time.monotonic()
     known = TYPICAL.get((gateway, model))
     if known and now - known[1] < TYPICAL_FOR:
         return known[0]
-    took = sorted(
-        (first - sent).total_seconds()
-        for sent, first in Job.objects.filter(
-            gateway=gateway, model=model, submitted__isnull=False, first_result__isnull=False
-        ).order_by("-id").values_list("submitted", "first_result")[:TYPICAL_JOBS]
-    )
-    seconds = took[len(took) // 2] if took else settings.STUDIO_POLL_DEFAULT_SECONDS
+    latest = Job.objects.filter(gateway=gateway, model=model).order_by("-id")
+    # What the gateway said of jobs still running counts too: the first poll teaches the rest.
+    said = latest.filter(estimated_seconds__isnull=False).values_list("estimated_seconds", flat=True)
+    came = latest.filter(submitted__isnull=False, first_result__isnull=False)
+    said = sorted(said[:TYPICAL_JOBS])
+    took = sorted((first - sent).total_seconds()
+                  for sent, first in came.values_list("submitted", "first_result")[:TYPICAL_JOBS])
+    if not (said or took):
+        return settings.STUDIO_POLL_DEFAULT_SECONDS  # nothing learned: not remembered either
+    seconds = said[len(said) // 2] if said else took[len(took) // 2]
     TYPICAL[(gateway, model)] = (seconds, now)
     return seconds
 

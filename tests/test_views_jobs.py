@@ -351,9 +351,9 @@ def poll_cost(client, seen):
 
 
 @pytest.mark.parametrize(("change", "status", "queries"), [
-    ("nothing", 204, 3),  # session, user, the cards with their money and stored images
+    ("nothing", 204, 3),  # session, user, the cards' tokens (with images stored so far)
     ("progress", 200, 3),
-    ("card", 200, 5),  # and the changed cards' images and share links
+    ("card", 200, 6),  # and the whole cards with their money, their images, their share links
 ])
 def test_the_poll_costs_the_same_queries_for_1_card_as_for_20(owner_client, owner, change, status, queries):
     made = [steady(owner) for _ in range(20)]

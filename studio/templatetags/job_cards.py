@@ -35,6 +35,10 @@ BEHIND_BY_POINTS = 25
 # Past the expected time with the gateway's progress below this, it is not "any moment now".
 ALMOST_DONE = 75
 SOON, LATE = "soon", "late"
+# What a card's token and its progress part read: all the poller loads of a card it does not
+# send whole (a field missing here would cost a query per card; tests/test_views_jobs.py counts).
+PROGRESS_FIELDS = ("gateway", "model", "mode", "status", "progress", "estimated_seconds", "expected_result",
+                   "submitted", "created", "finished", "updated", "n_requested", "stopped_by_user")
 
 
 class Card:
@@ -155,6 +159,22 @@ class Card:
         if left == LATE:
             return "taking longer than expected"
         return f"about {duration(left)} left"
+
+    @property
+    def stage(self):
+        """Where the job is, in words, beside the bar."""
+        job = self.job
+        if job.status == Job.QUEUED:
+            return "Waiting to be sent"
+        if job.status == Job.SUBMITTING:
+            if self.is_sync:
+                return "Generating (this gateway answers when all images are ready)"
+            return f"Sending to {self.gateway_name}"
+        if job.status == Job.DOWNLOADING:
+            return f"Saving images · {self.stored} of {job.n_requested} stored"
+        if job.is_active:
+            return "Generating"
+        return f"Done in {duration(self.elapsed_seconds)}"
 
     @property
     def elapsed_seconds(self):
@@ -292,7 +312,7 @@ def parse_seen(values):
             raise ValueError(f"Not a card token: {value[:120]!r} (id:updated:images:status:percent:left).")
         parts = match.groupdict()
         try:
-            datetime.strptime(parts["updated"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            datetime.fromisoformat(parts["updated"])  # the pattern fixed the form; is it a real day?
         except ValueError:
             raise ValueError(f"Not a time: {parts['updated']!r}.") from None
         if parts["status"] not in Job.ACTIVE_STATUSES:

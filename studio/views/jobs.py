@@ -1,7 +1,7 @@
 """Job history, job cards, the one poller for active cards, and a card's actions."""
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Subquery, prefetch_related_objects
+from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -102,12 +102,11 @@ def poll(request: HttpRequest):
     found = list(polled_jobs(request.user, seen))
     cards = [job_cards.Card(job) for job in found]
     changes = [(card, card.change_since(seen[card.job.pk])) for card in cards]
-    whole = [card.job for card, change in changes if change == "card"]
+    whole = whole_cards([card.job.pk for card, change in changes if change == "card"])
     progress = [card for card, change in changes if change == "progress"]
     still_active = [job.pk for job in found if job.is_active]
     if still_active and not whole and not progress:
         return HttpResponse(status=204)
-    prefetch_related_objects(whole, "images", "shares")
     context = {"jobs": whole, "progress": progress, "active_ids": still_active}
     response = render(request, TEMPLATE + "#poll", context)
     if not still_active:
@@ -118,12 +117,20 @@ def poll(request: HttpRequest):
 
 
 def polled_jobs(user, seen):
-    """The user's jobs among the polled ones, with their money and how many images are stored
-    so far, in one query whatever the number of cards."""
+    """The user's jobs among the polled ones, with what their tokens and progress parts show
+    (and how many images are stored so far): one query, whatever the number of cards."""
     stored = Image.objects.filter(job=OuterRef("pk")).values("job").annotate(count=Count("pk"))
-    found = Job.objects.filter(owner=user, pk__in=list(seen))
-    found = found.annotate(stored_images=Coalesce(Subquery(stored.values("count")), 0))
-    return ledger.with_costs(found).order_by("-id")
+    found = Job.objects.filter(owner=user, pk__in=list(seen)).only(*job_cards.PROGRESS_FIELDS)
+    return found.annotate(stored_images=Coalesce(Subquery(stored.values("count")), 0)).order_by("-id")
+
+
+def whole_cards(ids):
+    """The jobs to send as whole cards, with their money in the same query, then their images and
+    share links: three queries for one card or twenty, none without."""
+    if not ids:
+        return []
+    found = Job.objects.filter(pk__in=ids).prefetch_related("images", "shares").order_by("-id")
+    return list(ledger.with_costs(found))
 
 
 def card_response(request, job, errors=()):

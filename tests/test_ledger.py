@@ -238,3 +238,22 @@ def test_job_cost_says_held_charged_or_nothing(owner):
     hold(other)
     ledger.settle(other, 1)
     assert (ledger.job_cost(other).charged, ledger.job_cost(other).state) == (Decimal("0.50"), "charged")
+
+
+@pytest.mark.django_db
+def test_with_costs_gives_every_cards_money_in_the_one_query(owner, staff, django_assert_num_queries):
+    """The same JobCost as job_cost()'s own query, for each state, with no query per job."""
+    none, held, nothing, charged, unconfirmed = (make_job(owner, n=2) for _ in range(5))
+    for job in (held, nothing, charged, unconfirmed):
+        hold(job)
+    ledger.release(nothing)
+    ledger.settle(charged, 1)
+    Job.objects.filter(pk=unconfirmed.pk).update(status=Job.FAILED, needs_review=True)
+    ledger.adjust(owner, Decimal("0.10"), "goodwill", staff, job=charged)  # not part of a card's cost
+    made = (none, held, nothing, charged, unconfirmed)
+    each = {job.pk: ledger.job_cost(Job.objects.get(pk=job.pk)) for job in made}
+    with django_assert_num_queries(1):
+        together = {job.pk: ledger.job_cost(job) for job in ledger.with_costs(Job.objects.all())}
+    assert together == each
+    assert [together[job.pk].state for job in made] == [
+        "none", "held", "nothing", "charged", "unconfirmed"]

@@ -2,17 +2,20 @@ import io
 import json
 import re
 import zipfile
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from studio import ledger
+from studio import ledger, media
 from studio.models import Image, Job, JobInput, LedgerEntry, Share
+from studio.templatetags import job_cards
 from studio.views import jobs as job_views
-from tests.view_helpers import HX, hold, make_job, make_upload
+from tests.view_helpers import HX, hold, image_bytes, make_job, make_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +80,9 @@ def test_an_active_card_shows_progress_eta_and_placeholders(owner_client, runnin
     assert "left" in html
     assert "Holding <strong>¥0.40</strong>" in html
     assert html.count("thumb placeholder") == 2
-    assert f'name="id" value="{running.pk}" data-poll-id' in html
-    assert 'id="job-poller" hx-get="/jobs/poll/" hx-trigger="load delay:2s"' in html
+    assert re.search(rf'name="seen" value="{running.pk}:[^"]+:0:running:40:\d+" data-poll-seen', html)
+    assert ('id="job-poller" hx-get="/jobs/poll/" hx-trigger="every 2s" hx-include="[data-poll-seen]" '
+            'hx-swap="none"') in html
 
 
 def test_a_sync_card_shows_an_elapsed_timer(owner_client, owner):
@@ -100,7 +104,7 @@ def test_a_failed_card_says_why_in_plain_words(owner_client, owner):
 def test_no_poller_when_nothing_is_active(owner_client, job):
     html = owner_client.get(reverse("jobs")).content.decode()
     assert '<div id="job-poller"></div>' in html
-    assert "data-poll-id" not in html
+    assert "data-poll-seen" not in html
 
 
 @pytest.mark.parametrize(("query", "expected"), [
@@ -184,44 +188,227 @@ def test_a_card_has_its_own_page(owner_client, job):
 
 # --- polling --------------------------------------------------------------------------------
 
+SEEN = re.compile(r'name="seen" value="([^"]+)" data-poll-seen')
 
-def test_poll_returns_active_cards_out_of_band_and_keeps_polling(owner_client, running):
-    response = owner_client.get(reverse("jobs_poll") + f"?id={running.pk}", **HX)
-    html = response.content.decode()
-    assert f'id="job-{running.pk}" hx-swap-oob="true"' in html
-    assert 'id="job-poller" hx-get="/jobs/poll/"' in html
+
+def tokens(response):
+    return SEEN.findall(response.content.decode())
+
+
+def poll(client, seen):
+    return client.get(reverse("jobs_poll"), {"seen": seen}, **HX)
+
+
+def touch(job, **fields):
+    """Write to the job as the pipeline does: `updated` moves with every write."""
+    Job.objects.filter(pk=job.pk).update(updated=timezone.now(), **fields)
+
+
+def steady(owner, **fields):
+    """A running job with the gateway's progress and no expected time: nothing on its card moves
+    with the clock, so only writes change it."""
+    found = make_job(owner, status=Job.RUNNING, images=0, n=2)
+    Job.objects.filter(pk=found.pk).update(progress=40, submitted=timezone.now(), **fields)
+    hold(found)
+    return found
+
+
+def test_the_page_gives_each_active_card_its_token(owner_client, owner, running):
+    done = make_job(owner, images=1)
+    seen = tokens(owner_client.get(reverse("jobs")))
+    running.refresh_from_db()
+    stamp = running.updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert len(seen) == 1
+    assert re.fullmatch(rf"{running.pk}:{stamp}:0:running:40:(55|60)", seen[0])
+    assert f'id="job-{done.pk}"' in owner_client.get(reverse("jobs")).content.decode()
+
+
+def test_the_poll_answers_204_when_nothing_changed(owner_client, owner):
+    steady(owner), steady(owner)
+    seen = tokens(owner_client.get(reverse("jobs")))
+    assert len(seen) == 2
+    response = poll(owner_client, seen)
+    assert response.status_code == 204
+    assert response.content == b""
     assert "HX-Trigger" not in response
 
 
-def test_poll_stops_and_announces_spend_when_a_job_finishes(owner_client, running):
-    Job.objects.filter(pk=running.pk).update(status=Job.SUCCEEDED, finished=timezone.now())
-    response = owner_client.get(reverse("jobs_poll") + f"?id={running.pk}", **HX)
+def test_a_running_cards_new_progress_comes_alone(owner_client, owner):
+    found = steady(owner)
+    seen = tokens(owner_client.get(reverse("jobs")))
+    touch(found, progress=70)
+    response = poll(owner_client, seen)
     html = response.content.decode()
+    assert response.status_code == 200
+    assert f'<div class="job-progress" id="job-progress-{found.pk}" hx-swap-oob="true">' in html
+    assert 'aria-valuenow="70"' in html and "70%" in html
+    assert "<article" not in html and "job-poller" not in html
+    assert "HX-Trigger" not in response
+    # The part carries the card's new token: with it, nothing more to send.
+    assert poll(owner_client, tokens(response)).status_code == 204
+
+
+def test_the_clock_alone_moves_a_time_based_bar(owner_client, owner, monkeypatch):
+    found = make_job(owner, status=Job.RUNNING, images=0)
+    now = timezone.now()
+    Job.objects.filter(pk=found.pk).update(submitted=now - timedelta(seconds=30),
+                                           expected_result=now + timedelta(seconds=30))
+    page = owner_client.get(reverse("jobs")).content.decode()
+    assert "≈50%" in page and "about 30 s left" in page
+    later = now + timedelta(seconds=20)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    response = poll(owner_client, SEEN.findall(page))
+    html = response.content.decode()
+    assert f'id="job-progress-{found.pk}" hx-swap-oob="true"' in html
+    assert "≈83%" in html and "about 10 s left" in html
+    assert "<article" not in html
+
+
+def test_only_the_cards_that_changed_are_answered(owner_client, owner):
+    same, moved, progressed = steady(owner), steady(owner), steady(owner)
+    seen = tokens(owner_client.get(reverse("jobs")))
+    touch(moved, status=Job.DOWNLOADING)
+    touch(progressed, progress=80)
+    response = poll(owner_client, seen)
+    html = response.content.decode()
+    assert card_ids(response) == [moved.pk]
+    assert "Saving images · 0 of 2 stored" in html
+    assert f'id="job-progress-{progressed.pk}" hx-swap-oob="true"' in html
+    assert f'id="job-{same.pk}"' not in html and f'id="job-progress-{same.pk}"' not in html
+    assert "job-poller" not in html  # still polling: the poller is left as it is
+
+
+def test_each_stored_image_is_sent_as_it_arrives(owner_client, owner):
+    found = make_job(owner, status=Job.DOWNLOADING, images=1, n=3)
+    hold(found)
+    seen = tokens(owner_client.get(reverse("jobs")))
+    assert "1 of 3 stored" in owner_client.get(reverse("jobs")).content.decode()
+    # The download stores an image without writing to the job: the token's count covers it.
+    media.store_result(found, {"index": 1, "revised_prompt": ""}, image_bytes(640, 480))
+    response = poll(owner_client, seen)
+    html = response.content.decode()
+    assert card_ids(response) == [found.pk]
+    assert html.count('<a class="thumb"') == 2
+    assert html.count("thumb placeholder") == 1
+    assert "2 of 3 stored" in html
+    assert poll(owner_client, tokens(response)).status_code == 204
+
+
+def test_poll_stops_and_announces_spend_when_a_job_finishes(owner_client, running):
+    seen = tokens(owner_client.get(reverse("jobs")))
+    touch(running, status=Job.SUCCEEDED, finished=timezone.now())
+    response = poll(owner_client, seen)
+    html = response.content.decode()
+    assert response.status_code == 286  # htmx's "stop polling"
     assert f'id="job-{running.pk}" hx-swap-oob="true"' in html
-    assert '<div id="job-poller"></div>' in html
-    assert "data-poll-id" not in html
+    assert '<div id="job-poller" hx-swap-oob="true"></div>' in html
+    assert "data-poll-seen" not in html
     assert json.loads(response["HX-Trigger"]) == {"spend-changed": {}}
 
 
-def test_poll_ignores_other_peoples_jobs(client, outsider, running):
-    client.force_login(outsider)
-    response = client.get(reverse("jobs_poll") + f"?id={running.pk}", **HX)
-    assert f"job-{running.pk}" not in response.content.decode()
-    assert '<div id="job-poller"></div>' in response.content.decode()
-
-
-@pytest.mark.parametrize("bad", ["%C2%B2", "99999999999999999999999", "-1", "x"])
-def test_poll_skips_ids_that_are_not_ids(owner_client, running, bad):
-    response = owner_client.get(reverse("jobs_poll") + f"?id={bad}&id={running.pk}", **HX)
+def test_a_finished_card_is_answered_while_the_others_go_on(owner_client, owner):
+    done, going = steady(owner), steady(owner)
+    seen = tokens(owner_client.get(reverse("jobs")))
+    touch(done, status=Job.FAILED, finished=timezone.now(), error_message="The gateway refused it.")
+    response = poll(owner_client, seen)
     assert response.status_code == 200
-    assert f'id="job-{running.pk}" hx-swap-oob' in response.content.decode()
+    assert card_ids(response) == [done.pk]
+    assert "The gateway refused it." in response.content.decode()
+    assert "job-poller" not in response.content.decode()
+    assert json.loads(response["HX-Trigger"]) == {"spend-changed": {}}
+    assert going.pk not in card_ids(response)
 
 
-def test_poll_is_one_request_for_all_cards(owner_client, owner, running):
-    second = make_job(owner, status=Job.QUEUED, images=0)
-    response = owner_client.get(reverse("jobs_poll") + f"?id={running.pk}&id={second.pk}", **HX)
+@pytest.mark.parametrize(("bad", "said"), [
+    ("12", "Not a card token"),
+    ("x", "Not a card token"),
+    ("%C2%B2", "Not a card token"),
+    ("1:2026-12-06T01:02:03Z:0:running:-:-", "Not a card token"),
+    ("99999999999999999999999:2026-12-06T01:02:03.000000Z:0:running:-:-", "Not a card token"),
+    ("1:2026-02-30T01:02:03.000000Z:0:running:-:-", "Not a time"),
+    ("1:2026-12-06T01:02:03.000000Z:0:failed:-:-", "Not the status of an active job"),
+    ("1:2026-12-06T01:02:03.000000Z:0:running:200:-", "Not a percentage"),
+])
+def test_a_bad_token_is_refused_with_400_and_says_why(owner_client, running, bad, said):
+    good = tokens(owner_client.get(reverse("jobs")))
+    response = poll(owner_client, good + [bad])
+    assert response.status_code == 400
+    assert said in response.content.decode()
+    assert f"job-{running.pk}" not in response.content.decode()
+
+
+def test_too_many_tokens_are_refused(owner_client, running):
+    many = [f"{n}:2026-12-06T01:02:03.000000Z:0:running:-:-" for n in range(1, 102)]
+    response = poll(owner_client, many)
+    assert response.status_code == 400
+    assert "At most 100 cards" in response.content.decode()
+
+
+def poll_cost(client, seen):
+    with CaptureQueriesContext(connection) as queries:
+        response = poll(client, seen)
+    return response.status_code, len(queries)
+
+
+@pytest.mark.parametrize(("change", "status", "queries"), [
+    ("nothing", 204, 3),  # session, user, the cards' tokens (with images stored so far)
+    ("progress", 200, 3),
+    ("card", 200, 8),  # and the whole cards with their money, images, share links, team shares, my teams
+])
+def test_the_poll_costs_the_same_queries_for_1_card_as_for_20(owner_client, owner, change, status, queries):
+    made = [steady(owner) for _ in range(20)]
+    for found in made:
+        media.store_result(found, {"index": 0, "revised_prompt": ""}, image_bytes(64, 48))
+    seen = tokens(owner_client.get(reverse("jobs")))
+    assert len(seen) == 20
+    for found in made:
+        if change == "progress":
+            touch(found, progress=90)
+        elif change == "card":
+            touch(found, status=Job.DOWNLOADING)
+    one, twenty = poll_cost(owner_client, seen[:1]), poll_cost(owner_client, seen)
+    assert one == twenty == (status, queries)
+
+
+def test_the_jobs_page_costs_the_same_queries_for_1_card_as_for_20(owner_client, owner):
+    for number in range(20):
+        found = make_job(owner, images=1, prompt=f"cat {number}")
+        hold(found)
+        ledger.settle(found, 1)
+    counts = []
+    for query in ("?q=cat+7", ""):
+        with CaptureQueriesContext(connection) as captured:
+            html = owner_client.get(reverse("jobs") + query).content.decode()
+        counts.append(len(captured))
+        assert html.count("Charged <strong>¥0.20</strong>") == (1 if query else 20)
+    assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("who", ["outsider", "teammate", "staff"])
+def test_the_poll_ignores_other_peoples_cards(client, owner, request, who):
+    theirs = steady(owner)
+    seen = job_cards.Card(Job.objects.get(pk=theirs.pk)).seen
+    touch(theirs, progress=90)
+    client.force_login(request.getfixturevalue(who))
+    response = poll(client, [seen])
     html = response.content.decode()
-    assert f'id="job-{running.pk}" hx-swap-oob' in html and f'id="job-{second.pk}" hx-swap-oob' in html
+    assert response.status_code == 286
+    assert f"job-{theirs.pk}" not in html and f"job-progress-{theirs.pk}" not in html
+    assert '<div id="job-poller" hx-swap-oob="true"></div>' in html
+    assert "HX-Trigger" not in response
+
+
+def test_others_cards_among_ones_own_change_nothing(client, owner, outsider):
+    theirs, mine = steady(owner), steady(outsider)
+    seen = [job_cards.Card(Job.objects.get(pk=found.pk)).seen for found in (theirs, mine)]
+    touch(theirs, status=Job.SUCCEEDED, finished=timezone.now())
+    client.force_login(outsider)
+    response = poll(client, seen)
+    assert response.status_code == 204
+    touch(mine, progress=55)
+    html = poll(client, seen).content.decode()
+    assert f'id="job-progress-{mine.pk}"' in html
+    assert f"job-{theirs.pk}" not in html and f"job-progress-{theirs.pk}" not in html
 
 
 # --- actions --------------------------------------------------------------------------------

@@ -1,8 +1,14 @@
-"""The job card's view model (Card) and the small filters the job, gallery and create pages use
-(no domain logic: they read)."""
+"""The job card's view model (Card), the poller's "last seen" token of a card (Seen), and the
+small filters the job, gallery and create pages use (no domain logic: they read)."""
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django import template
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from studio import ledger, sharing, teams
 from studio.gateways import catalog
@@ -17,12 +23,30 @@ STATUS_BADGES = {
     Job.CANCELLED: "",
 }
 
+# A time-based estimate never fills the bar: only the gateway's answer says the images are made.
+ESTIMATE_CEILING = 95
+# Past the expected time it is "any moment now" for a grace of this share of the expected
+# duration (at least MIN_GRACE_SECONDS), then "taking longer than expected".
+GRACE_SHARE = 0.25
+MIN_GRACE_SECONDS = 10
+# The gateway's own progress this many points behind the clock's share of the expected time:
+# the expectation no longer holds, so say so instead of counting down to "0 s left" at 33%.
+BEHIND_BY_POINTS = 25
+# Past the expected time with the gateway's progress below this, it is not "any moment now".
+ALMOST_DONE = 75
+SOON, LATE = "soon", "late"
+# What a card's token and its progress part read: all the poller loads of a card it does not
+# send whole (a field missing here would cost a query per card; tests/test_views_jobs.py counts).
+PROGRESS_FIELDS = ("gateway", "model", "mode", "status", "progress", "estimated_seconds", "expected_result",
+                   "submitted", "created", "finished", "updated", "n_requested", "stopped_by_user")
+
 
 class Card:
     """What a job card shows, worked out once per render."""
 
-    def __init__(self, job):
+    def __init__(self, job, now=None):
         self.job = job
+        self.now = now or timezone.now()
         found = catalog.offer(job.gateway, job.model)
         self.model_name = found.display_name if found else job.model
         gateway = catalog.GATEWAYS.get(job.gateway)
@@ -31,8 +55,24 @@ class Card:
         self.mode_label = catalog.MODES[job.mode].title if job.mode in catalog.MODES else job.mode
         self.takes_seed = bool(found) and found.supports(catalog.SEED, job.mode)
         self.badge = STATUS_BADGES.get(job.status, "accent")
-        self.images = sorted(job.images.all(), key=lambda image: image.index)
-        self.cost = ledger.job_cost(job)
+
+    # Images and money are read when a part that shows them is rendered: the poller's
+    # progress-only answer needs neither.
+    @cached_property
+    def images(self):
+        return sorted(self.job.images.all(), key=lambda image: image.index)
+
+    @cached_property
+    def cost(self):
+        return ledger.job_cost(self.job)
+
+    @cached_property
+    def stored(self):
+        """Images stored so far: counted in the poller's own query (`stored_images`) when the job
+        came from it, else from the images."""
+        if hasattr(self.job, "stored_images"):
+            return self.job.stored_images
+        return len(self.images)
 
     @property
     def slots(self):
@@ -42,33 +82,130 @@ class Card:
             count = max(count, self.job.n_requested)
         return self.images + [None] * (count - len(self.images))
 
-    @property
-    def percent(self):
-        if self.job.status == Job.DOWNLOADING:
-            return 100
-        return self.job.progress
+    # --- progress ---------------------------------------------------------------------------
 
     @property
-    def shown_percent(self):
-        """What the bar shows: the gateway's progress while running, 100 once images are in."""
-        if self.job.status in (Job.SUCCEEDED, Job.PARTIAL):
-            return 100
-        return self.percent
-
-    @property
-    def eta_seconds(self):
-        """Seconds left by the gateway's own estimate, if it gave one."""
+    def generating(self):
+        """Sent and not answered yet: an async job running, or a sync gateway's long request."""
         job = self.job
-        if not job.is_active or not job.estimated_seconds or not job.submitted:
+        return job.status == Job.RUNNING or (job.status == Job.SUBMITTING and self.is_sync)
+
+    @cached_property
+    def expected_end(self):
+        """When the result is expected: the pipeline's `expected_result`, else the gateway's own
+        estimate counted from the submit; None when neither is known."""
+        job = self.job
+        if job.expected_result:
+            return job.expected_result
+        if job.submitted and job.estimated_seconds:
+            return job.submitted + timedelta(seconds=job.estimated_seconds)
+        return None
+
+    @cached_property
+    def time_share(self):
+        """How much of the expected time has gone (0.5 = half, above 1 = overdue); None without
+        an expectation."""
+        start, end = self.job.submitted, self.expected_end
+        if not self.generating or start is None or end is None or end <= start:
             return None
-        left = job.estimated_seconds - (timezone.now() - job.submitted).total_seconds()
-        return max(0, int(left))
+        return max(0.0, (self.now - start).total_seconds() / (end - start).total_seconds())
+
+    @cached_property
+    def percent(self):
+        """What the bar shows, 0-100: the gateway's progress when it gives one, else the clock's
+        share of the expected time; None for a bar that only says "working"."""
+        job = self.job
+        if job.status in (Job.DOWNLOADING, Job.SUCCEEDED, Job.PARTIAL):
+            return 100
+        if not self.generating:
+            return None
+        if job.progress is not None:
+            return job.progress
+        if self.time_share is None:
+            return None
+        return min(ESTIMATE_CEILING, int(self.time_share * 100))
+
+    @property
+    def percent_is_estimate(self):
+        """The bar counts the clock towards the expected time, not the gateway's progress."""
+        return self.generating and self.job.progress is None and self.percent is not None
+
+    @cached_property
+    def time_left(self):
+        """What the card says about the time left: seconds (rounded up, never 0), SOON, LATE,
+        or None when nothing is expected."""
+        end, progress = self.expected_end, self.job.progress
+        if not self.generating or end is None:
+            return None
+        left = (end - self.now).total_seconds()
+        if left > 0:
+            share = self.time_share
+            if progress is not None and share is not None and progress + BEHIND_BY_POINTS < share * 100:
+                return LATE
+            return rounded_up(left)
+        expected = (end - self.job.submitted).total_seconds() if self.job.submitted else 0
+        grace = max(MIN_GRACE_SECONDS, GRACE_SHARE * expected)
+        if -left <= grace and (progress is None or progress >= ALMOST_DONE):
+            return SOON
+        return LATE
+
+    @property
+    def left_text(self):
+        left = self.time_left
+        if left is None:
+            return ""
+        if left == SOON:
+            return "any moment now"
+        if left == LATE:
+            return "taking longer than expected"
+        return f"about {duration(left)} left"
+
+    @property
+    def stage(self):
+        """Where the job is, in words, beside the bar."""
+        job = self.job
+        if job.status == Job.QUEUED:
+            return "Waiting to be sent"
+        if job.status == Job.SUBMITTING:
+            if self.is_sync:
+                return "Generating (this gateway answers when all images are ready)"
+            return f"Sending to {self.gateway_name}"
+        if job.status == Job.DOWNLOADING:
+            return f"Saving images · {self.stored} of {job.n_requested} stored"
+        if job.is_active:
+            return "Generating"
+        return f"Done in {duration(self.elapsed_seconds)}"
 
     @property
     def elapsed_seconds(self):
         job = self.job
-        end = job.finished or timezone.now()
+        end = job.finished or self.now
         return max(0, int((end - job.created).total_seconds()))
+
+    # --- the poller's token -----------------------------------------------------------------
+
+    @property
+    def seen(self):
+        """This card's token for the poller: what the page now shows of it."""
+        job = self.job
+        return str(Seen(job.pk, stamp(job.updated), self.stored, job.status, self.percent, self.time_left))
+
+    def change_since(self, seen):
+        """What a page that last saw `seen` needs: None (nothing changed), "progress" (the
+        progress part alone) or "card" (the whole card)."""
+        job = self.job
+        if seen.images != self.stored or seen.status != job.status:
+            return "card"
+        if seen.updated == stamp(job.updated):
+            # The row is as the page saw it: only the clock can have moved the bar or the words.
+            return None if (seen.percent, seen.left) == (self.percent, self.time_left) else "progress"
+        # Each poll of a running job writes its progress and estimates; only a person's "stop
+        # waiting" changes more of a running card (its note and buttons).
+        if job.status == Job.RUNNING and not job.stopped_by_user:
+            return "progress"
+        return "card"
+
+    # --- the rest of the card ---------------------------------------------------------------
 
     @property
     def share(self):
@@ -131,6 +268,72 @@ class Card:
     @property
     def can_delete(self):
         return not self.job.is_active
+
+
+def rounded_up(seconds):
+    """Seconds left as a card says them: up to the next 5 s under a minute, 15 s under ten
+    minutes, a whole minute beyond. Never 0, and steady enough not to change on every poll."""
+    step = 5 if seconds <= 60 else 15 if seconds <= 600 else 60
+    return max(step, math.ceil(seconds / step) * step)
+
+
+def stamp(moment):
+    """A job's `updated` as the token carries it: UTC, microseconds, "Z"."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- what the page last saw of a card --------------------------------------------------------
+
+# id:updated:images:status:percent:left, "-" for no percent or nothing expected, e.g.
+# "12:2026-12-06T01:02:03.456789Z:0:running:45:40" or "12:2026-12-06T01:02:03.456789Z:2:downloading:100:-"
+SEEN = re.compile(
+    r"(?P<id>[1-9][0-9]{0,17}):(?P<updated>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)"
+    r":(?P<images>[0-9]{1,3}):(?P<status>[a-z]{1,20}):(?P<percent>[0-9]{1,3}|-):(?P<left>[0-9]{1,7}|soon|late|-)"
+)
+MAX_SEEN = 100  # cards in one poll; a page shows a few dozen
+
+
+@dataclass(frozen=True)
+class Seen:
+    job_id: int
+    updated: str
+    images: int
+    status: str
+    percent: int | None
+    left: int | str | None  # seconds, SOON, LATE, or None
+
+    def __str__(self):
+        percent = "-" if self.percent is None else self.percent
+        left = "-" if self.left is None else self.left
+        return f"{self.job_id}:{self.updated}:{self.images}:{self.status}:{percent}:{left}"
+
+
+def parse_seen(values):
+    """{job id: Seen} from the poller's `seen` values. ValueError, in plain words, for anything
+    that is not a token a card could have carried: never a guess at what was meant."""
+    if len(values) > MAX_SEEN:
+        raise ValueError(f"At most {MAX_SEEN} cards can be polled at once, not {len(values)}.")
+    found = {}
+    for value in values:
+        match = SEEN.fullmatch(value)
+        if match is None:
+            raise ValueError(f"Not a card token: {value[:120]!r} (id:updated:images:status:percent:left).")
+        parts = match.groupdict()
+        try:
+            datetime.fromisoformat(parts["updated"])  # the pattern fixed the form; is it a real day?
+        except ValueError:
+            raise ValueError(f"Not a time: {parts['updated']!r}.") from None
+        if parts["status"] not in Job.ACTIVE_STATUSES:
+            raise ValueError(f"Not the status of an active job: {parts['status']!r}.")
+        percent = None if parts["percent"] == "-" else int(parts["percent"])
+        if percent is not None and percent > 100:
+            raise ValueError(f"Not a percentage: {percent}.")
+        left = parts["left"]
+        left = None if left == "-" else left if left in (SOON, LATE) else int(left)
+        seen = Seen(int(parts["id"]), parts["updated"], int(parts["images"]), parts["status"], percent, left)
+        if found.setdefault(seen.job_id, seen) != seen:
+            raise ValueError(f"Two different tokens for card {seen.job_id}.")
+    return found
 
 
 @register.filter

@@ -1,18 +1,21 @@
 """Job history, job cards, the one poller for active cards, and a card's actions."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from studio import jobs, library, media, teams
+from studio import jobs, ledger, library, media, teams
 from studio.access import get_own_or_404, get_owned_or_404, to_id
 from studio.gateways import catalog
-from studio.models import Job
+from studio.models import Image, Job
 from studio.paging import keyset_page
+from studio.templatetags import job_cards
 
 TEMPLATE = "jobs/index.html"
 PAGE_SIZE = 20
@@ -20,7 +23,8 @@ FILTERS = ("status", "model", "gateway", "mode", "q", "since", "until")
 
 
 def visible_jobs(user):
-    return Job.objects.filter(owner=user, hidden=False).prefetch_related("images", "shares", "team_shares")
+    found = Job.objects.filter(owner=user, hidden=False).prefetch_related("images", "shares", "team_shares")
+    return ledger.with_costs(found)
 
 
 def filtered(user, params):
@@ -87,24 +91,53 @@ def card(request: HttpRequest, pk: int):
 @require_GET
 @login_required
 def poll(request: HttpRequest):
-    """One request for every active card on the page: each comes back as an out-of-band swap,
-    and the poller comes back only while one of them is still active."""
-    ids = [pk for pk in map(to_id, request.GET.getlist("id")) if pk][:100]
-    found = Job.objects.filter(owner=request.user, pk__in=ids)
-    found = found.prefetch_related("images", "shares", "team_shares")
-    found = list(found.order_by("-id"))
+    """One request for every active card on the page. The page sends what it last saw of each
+    (its token), and gets back only what changed, as out-of-band swaps: a running card's progress
+    part, or the whole card; 204 when nothing changed. Once no card is active, it stops polling.
+    Ids of other people's jobs are ignored, as if the cards were not there."""
+    try:
+        seen = job_cards.parse_seen(request.GET.getlist("seen"))
+    except ValueError as problem:
+        return HttpResponseBadRequest(str(problem), content_type="text/plain; charset=utf-8")
+    found = list(polled_jobs(request.user, seen))
+    cards = [job_cards.Card(job) for job in found]
+    changes = [(card, card.change_since(seen[card.job.pk])) for card in cards]
+    whole = whole_cards([card.job.pk for card, change in changes if change == "card"])
+    progress = [card for card, change in changes if change == "progress"]
     still_active = [job.pk for job in found if job.is_active]
-    response = render(request, TEMPLATE + "#poll", {"jobs": found, "active_ids": still_active})
+    if still_active and not whole and not progress:
+        return HttpResponse(status=204)
+    context = {"jobs": whole, "progress": progress, "active_ids": still_active}
+    response = render(request, TEMPLATE + "#poll", context)
+    if not still_active:
+        response.status_code = HttpResponseStopPolling.status_code
     if len(still_active) < len(found):
         trigger_client_event(response, "spend-changed")
     return response
+
+
+def polled_jobs(user, seen):
+    """The user's jobs among the polled ones, with what their tokens and progress parts show
+    (and how many images are stored so far): one query, whatever the number of cards."""
+    stored = Image.objects.filter(job=OuterRef("pk")).values("job").annotate(count=Count("pk"))
+    found = Job.objects.filter(owner=user, pk__in=list(seen)).only(*job_cards.PROGRESS_FIELDS)
+    return found.annotate(stored_images=Coalesce(Subquery(stored.values("count")), 0)).order_by("-id")
+
+
+def whole_cards(ids):
+    """The jobs to send as whole cards, with their money in the same query, then their images and
+    share links: three queries for one card or twenty, none without."""
+    if not ids:
+        return []
+    found = Job.objects.filter(pk__in=ids).prefetch_related("images", "shares", "team_shares").order_by("-id")
+    return list(ledger.with_costs(found))
 
 
 def card_response(request, job, errors=()):
     """The card again after an action (htmx), or back to the history."""
     if not request.htmx:
         return redirect(reverse("jobs") + f"#job-{job.pk}")
-    job = Job.objects.prefetch_related("images", "shares", "team_shares").get(pk=job.pk)
+    job = ledger.with_costs(Job.objects.prefetch_related("images", "shares", "team_shares")).get(pk=job.pk)
     return render(request, TEMPLATE + "#job-card", {"job": job, "card_errors": errors})
 
 

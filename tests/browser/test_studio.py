@@ -4,14 +4,16 @@ palette errors, and the gallery's lightbox and download."""
 import json
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from studio import ledger, media
 from studio import simulator as sim
 from studio.models import Job, Share
 from tests.browser.conftest import log_in, watched_page
 from tests.conftest import wait_for
-from tests.view_helpers import image_bytes, make_job
+from tests.view_helpers import hold, image_bytes, make_job
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +64,45 @@ def test_a_text_to_image_job_finishes_without_a_reload(page, owner, worker, stud
     assert job.status == Job.SUCCEEDED and job.images.count() == 2
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "create-job-finished")
+    assert page.problems == []
+
+
+def test_a_card_polls_through_quiet_answers_shows_each_image_and_ends_finished(page, owner, studio,
+                                                                               screenshot):
+    """The poller goes on after 204s (htmx swaps nothing on them), takes a progress part, a
+    thumbnail as each image is stored, then the finished card, and stops."""
+    job = make_job(owner, status=Job.RUNNING, images=0, n=2, prompt="A lighthouse, slowly")
+    Job.objects.filter(pk=job.pk).update(progress=40, submitted=timezone.now())
+    hold(job)
+    log_in(page, studio.url)
+    page.goto(f"{studio.url}/jobs/")
+    card = page.locator(f"#job-{job.pk}")
+    expect(card.locator(".percent")).to_have_text("40%")
+    for _ in range(2):  # nothing changed, twice: the page keeps asking
+        with page.expect_response(lambda answer: "/jobs/poll/" in answer.url and answer.status == 204):
+            pass
+
+    def write(**fields):
+        Job.objects.filter(pk=job.pk).update(updated=timezone.now(), **fields)
+
+    write(progress=70)
+    expect(card.locator(".percent")).to_have_text("70%")
+    write(status=Job.DOWNLOADING, progress=100)
+    media.store_result(job, {"index": 0, "revised_prompt": ""}, image_bytes(640, 480))
+    expect(card.locator(".thumb img")).to_have_count(1)
+    expect(card.locator(".progress-text")).to_contain_text("1 of 2 stored")
+    assert card.locator(".thumb.placeholder").count() == 1
+    media.store_result(job, {"index": 1, "revised_prompt": ""}, image_bytes(640, 480))
+    expect(card.locator(".thumb img")).to_have_count(2)
+    with transaction.atomic():
+        write(status=Job.SUCCEEDED, finished=timezone.now())
+        ledger.settle(job, 2)
+    page.wait_for_selector(f"#job-{job.pk}.status-succeeded")
+    expect(card.locator(".job-cost")).to_contain_text("Charged ¥0.40")
+    page.wait_for_function("document.querySelector('#header-spend').textContent.includes('¥0.40')")
+    assert page.locator("#job-poller[hx-get]").count() == 0
+    assert page.locator("[data-poll-seen]").count() == 0
+    screenshot(page, "jobs-card-finished-after-quiet-polls", full_page=False)
     assert page.problems == []
 
 

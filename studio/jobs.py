@@ -518,8 +518,8 @@ def enqueue_download(job):
     async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
 
 
-def apply_poll(job, state, error, then_download=enqueue_download):
-    """Record a status answer; a finished task's results go to `then_download(job)`."""
+def apply_poll(job, state, error):
+    """Record a status answer; a finished task's results go to a download task."""
     now = timezone.now()
     if error is not None:
         if error.error_class == TRANSIENT:
@@ -541,7 +541,7 @@ def apply_poll(job, state, error, then_download=enqueue_download):
         )
     elif state.status == "completed":
         if results_arrived(job, state, RUNNING):
-            then_download(job)
+            enqueue_download(job)
     elif state.status == "cancelled":
         finish(
             job, CANCELLED, note="cancelled by the gateway", error_message="The gateway cancelled the task."

@@ -8,9 +8,13 @@ Three kinds of thread, so that a database connection is never held across a gate
                      before the call goes out), claims due polls, applies their answers
     call threads     the HTTP calls alone (a sync generation blocks one of these, not a process);
                      at most STUDIO_GATEWAY_CONCURRENCY at once per gateway
-    work threads     what follows a call that needs the database and storage: a submit's answer
-                     (a sync gateway's images arrive in it), downloads and thumbnails;
-                     STUDIO_DOWNLOAD_JOBS at once, each closing its connection when done
+    work threads     what follows a submit that needs the database and storage (a sync
+                     gateway's images arrive in its answer); a few at once, each closing its
+                     connection when done
+
+Downloads (fetching, checking, thumbnails: CPU and I/O for seconds) are handed to download
+tasks, so they run in the cluster's other worker processes side by side and never hold up
+the next polls.
 
 One lane runs across every cluster (the poll lease). It sleeps until the earliest due poll,
 an answer, or STUDIO_LANE_PICKUP_SECONDS (how soon a new job is taken). After
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 LEASE_RENEW_SECONDS = 5
 SWEEP_SECONDS = 5  # how often overdue jobs are expired
 TAKE_AT_ONCE = 200  # queued jobs or due polls looked at in one pass
+WORK_THREADS = 8
 
 
 def run():
@@ -67,7 +72,7 @@ class Lane:
     def __init__(self):
         limit = settings.STUDIO_GATEWAY_CONCURRENCY
         self.calls = ThreadPoolExecutor(limit * len(catalog.GATEWAYS), thread_name_prefix="lane-call")
-        self.work = ThreadPoolExecutor(settings.STUDIO_DOWNLOAD_JOBS, thread_name_prefix="lane-work")
+        self.work = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="lane-work")
         self.answers = queue.Queue()  # what the call and work threads hand back
         self.in_flight = Counter()  # gateway -> calls under way
         self.working = 0  # work items under way
@@ -191,12 +196,9 @@ class Lane:
         elif kind == "polled":
             _, job, state, error = answer
             self.in_flight[job.gateway] -= 1
-            jobs.apply_poll(job, state, error, then_download=self.download)
+            jobs.apply_poll(job, state, error)  # a finished task's download goes to a task
         elif kind == "worked":
             self.working -= 1
-
-    def download(self, job):
-        self.start_work(jobs.download, job.pk)
 
     def start_work(self, func, *args):
         self.working += 1
@@ -214,6 +216,6 @@ class Lane:
 
 
 def finish_submit(job, adapter, state, error):
-    """A submit's answer, on a work thread: a sync gateway's images are stored right away."""
+    """A submit's answer, on a work thread; a sync gateway's images go to a download task."""
     if jobs.finish_submit(job, adapter, state, error):
-        jobs.download(job.pk)
+        jobs.enqueue_download(job)

@@ -350,12 +350,11 @@ STUDIO_POLL_AFTER_SECONDS = env_float("STUDIO_POLL_AFTER_SECONDS", 1.0)
 # The lane (studio/lane.py): one task sends, polls and downloads on threads. It takes a new job
 # within PICKUP seconds, hands over to a fresh task after LANE seconds, stops after IDLE
 # seconds with nothing to do. At most CONCURRENCY calls at once per gateway (a sync generation
-# holds one for its whole length); DOWNLOAD_JOBS jobs download at once, PARALLEL images each.
+# holds one for its whole length). Downloads are tasks, PARALLEL images of a job at once.
 STUDIO_LANE_SECONDS = env_float("STUDIO_LANE_SECONDS", 60.0)
 STUDIO_LANE_IDLE_SECONDS = env_float("STUDIO_LANE_IDLE_SECONDS", 30.0)
 STUDIO_LANE_PICKUP_SECONDS = env_float("STUDIO_LANE_PICKUP_SECONDS", 0.2)
 STUDIO_GATEWAY_CONCURRENCY = env_int("STUDIO_GATEWAY_CONCURRENCY", 64)
-STUDIO_DOWNLOAD_JOBS = env_int("STUDIO_DOWNLOAD_JOBS", 8)
 STUDIO_DOWNLOAD_PARALLEL = env_int("STUDIO_DOWNLOAD_PARALLEL", 4)
 # A submitting or downloading job untouched this long is taken as abandoned by its worker
 # (a task's timeout plus a margin, so a live worker is never overtaken).

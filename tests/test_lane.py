@@ -2,14 +2,14 @@
 itself, keeps a gateway's calls within its limit, polls when the result is due, downloads a
 batch's images at once, and lets a sync generation hold a thread, not a worker process.
 
-The lane runs on a thread of this process here; the last test runs it in a real qcluster."""
-
-import threading
+The lane runs in a real qcluster here (two worker processes, tests/settings.py): one holds the
+lane, the other takes the download tasks. The simulator serves from this process, so its
+latency is set here; the cluster's own settings come through its environment."""
 
 import pytest
-from django.db import connection
+from django_q.models import Task
 
-from studio import jobs, lane
+from studio import jobs
 from studio import simulator as sim
 from studio.models import Job, LedgerEntry, Price
 from studio.simulator.models import SimTask
@@ -23,10 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def lane_settings(settings):
     settings.STUDIO_SIMULATOR_LATENCY = 0.5
     settings.STUDIO_DEFAULT_MONTHLY_BUDGET = "100.00"
-    settings.STUDIO_LANE_SECONDS = 60
-    settings.STUDIO_LANE_IDLE_SECONDS = 0.5
-    settings.STUDIO_POLL_MIN_SECONDS = 0.05
-    settings.STUDIO_POLL_DEFAULT_SECONDS = 0.5  # before any history, for gateways without estimates
     return settings
 
 
@@ -36,26 +32,11 @@ def priced(db):
     Price.objects.create(gateway="foxapi", model="wan2.7-image", unit_price="0.40")
 
 
-class LaneThread:
-    """lane.run() on a thread, as the lane's task runs it in a worker."""
-
-    def __init__(self):
-        self.outcome = None
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-
-    def serve(self):
-        try:
-            self.outcome = lane.run()
-        finally:
-            connection.close()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.thread.join(timeout=60)
-        assert not self.thread.is_alive(), "the lane did not stop"
+def cluster(qcluster, simulator, **env):
+    """A real qcluster on the test database: its lane sends and polls, its other worker
+    downloads."""
+    return qcluster(STUDIO_SIMULATOR_URL=simulator.url, STUDIO_PUBLIC_URL=simulator.url,
+                    STUDIO_POLL_DEFAULT_SECONDS="0.5", **env)
 
 
 def finished(*found):
@@ -65,11 +46,12 @@ def finished(*found):
     return check
 
 
-def test_the_lane_takes_queued_jobs_by_itself_and_sees_them_through(simulator, owner, priced):
+def test_the_lane_takes_queued_jobs_by_itself_and_sees_them_through(simulator, qcluster, owner, priced):
+    cluster(qcluster, simulator)
     made = [jobs.create_job(owner, text_request(gateway=gateway, n=2)) for gateway in ("apimart", "gccai")]
-    with LaneThread() as running:
-        wait_for(finished(*made), message="both jobs finished")
-    assert running.outcome == "idle"
+    wait_for(finished(*made), message="both jobs finished")
+    # No submit task: the lane took both from the queue itself.
+    assert not Task.objects.filter(func="studio.tasks.submit_job").exists()
     for job in made:
         job.refresh_from_db()
         assert job.status == Job.SUCCEEDED, job.error_message
@@ -79,11 +61,11 @@ def test_the_lane_takes_queued_jobs_by_itself_and_sees_them_through(simulator, o
     assert sim.counters("apimart")["submits"] == 1 and sim.counters("gccai")["submits"] == 1
 
 
-def test_a_poll_comes_when_the_result_is_expected_not_on_a_tick(simulator, owner, priced, settings):
+def test_a_poll_comes_when_the_result_is_expected_not_on_a_tick(simulator, qcluster, owner, priced, settings):
     settings.STUDIO_SIMULATOR_LATENCY = 1.0  # foxapi says estimated_time=1, so one poll will do
+    cluster(qcluster, simulator)
     job = jobs.create_job(owner, text_request(gateway="foxapi", n=1))
-    with LaneThread():
-        wait_for(finished(job), message="the job finished")
+    wait_for(finished(job), message="the job finished")
     job.refresh_from_db()
     assert job.status == Job.SUCCEEDED, job.error_message
     task = SimTask.objects.get(gateway="foxapi")
@@ -92,11 +74,10 @@ def test_a_poll_comes_when_the_result_is_expected_not_on_a_tick(simulator, owner
     assert job.expected_result is not None and job.expected_result >= job.submitted
 
 
-def test_a_gateway_never_gets_more_calls_at_once_than_its_limit(simulator, owner, priced, settings):
-    settings.STUDIO_GATEWAY_CONCURRENCY = 2
+def test_a_gateway_never_gets_more_calls_at_once_than_its_limit(simulator, qcluster, owner, priced):
+    cluster(qcluster, simulator, STUDIO_GATEWAY_CONCURRENCY="2")
     made = [jobs.create_job(owner, text_request(gateway="anyfast", n=1)) for _ in range(5)]
-    with LaneThread():
-        wait_for(finished(*made), message="every sync job finished")
+    wait_for(finished(*made), message="every sync job finished")
     assert all(Job.objects.get(pk=job.pk).status == Job.SUCCEEDED for job in made)
     # The simulator holds each sync request from its task's creation for its latency: count how
     # many of those spans overlap at most.
@@ -112,25 +93,25 @@ def test_a_gateway_never_gets_more_calls_at_once_than_its_limit(simulator, owner
     assert sim.counters("anyfast")["submits"] == 5
 
 
-def test_async_jobs_do_not_wait_for_sync_generations(simulator, owner, priced, settings):
-    # Five sync generations three times as long as an async job, all at once on one lane.
-    settings.STUDIO_SIMULATOR_LATENCY = 1.0
+def test_async_jobs_do_not_wait_for_sync_generations(simulator, qcluster, owner, priced, settings):
+    # Five sync generations, each far longer than an async job, at once on one lane.
+    settings.STUDIO_SIMULATOR_LATENCY = 2.0
+    cluster(qcluster, simulator)
     slow = [jobs.create_job(owner, text_request(gateway="anyfast", n=1, prompt="[sim:slow] a fox"))
             for _ in range(5)]
-    with LaneThread():
-        wait_for(lambda: Job.objects.filter(status=Job.SUBMITTING).count() == 5, message="all five sent")
-        quick = jobs.create_job(owner, text_request(gateway="apimart", n=1))
-        wait_for(finished(quick), message="the async job finished")
-        # It went through while every sync generation was still under way.
-        assert Job.objects.filter(pk__in=[job.pk for job in slow], status=Job.SUBMITTING).count() == 5
-        wait_for(finished(*slow), message="the sync jobs finished")
+    wait_for(lambda: Job.objects.filter(status=Job.SUBMITTING).count() == 5, message="all five sent")
+    quick = jobs.create_job(owner, text_request(gateway="foxapi", n=1))
+    wait_for(finished(quick), message="the async job finished")
+    # It went through while every sync generation was still under way.
+    assert Job.objects.filter(pk__in=[job.pk for job in slow], status=Job.SUBMITTING).count() == 5
+    wait_for(finished(*slow), message="the sync jobs finished")
     assert Job.objects.get(pk=quick.pk).status == Job.SUCCEEDED
 
 
-def test_a_batch_downloads_its_images_at_once(simulator, owner, priced):
+def test_a_batch_downloads_its_images_at_once(simulator, qcluster, owner, priced):
+    cluster(qcluster, simulator)
     job = jobs.create_job(owner, text_request(gateway="apimart", n=4))
-    with LaneThread():
-        wait_for(finished(job), message="the job finished")
+    wait_for(finished(job), message="the job finished")
     job.refresh_from_db()
     assert job.status == Job.SUCCEEDED, job.error_message
     assert sorted(job.images.values_list("index", flat=True)) == [0, 1, 2, 3]
@@ -138,13 +119,14 @@ def test_a_batch_downloads_its_images_at_once(simulator, owner, priced):
     assert LedgerEntry.objects.get(job=job, kind="charge").amount == job.unit_price * 4
 
 
-def test_a_handed_over_lane_lets_its_last_generation_end(simulator, owner, priced, settings):
-    settings.STUDIO_LANE_SECONDS = 0.3  # hands over while the generation is still under way
+def test_a_handed_over_lane_lets_its_last_generation_end(simulator, qcluster, owner, priced):
+    # Each lane hands over after half a second, long before the generation (1.5 s) ends.
+    cluster(qcluster, simulator, STUDIO_LANE_SECONDS="0.5")
     job = jobs.create_job(owner, text_request(gateway="anyfast", n=1, prompt="[sim:slow] a heron"))
-    with LaneThread() as running:
-        pass
-    # The old lane returned only after its generation ended and its images were stored.
-    assert running.outcome in ("continued", "handed over")
+    wait_for(finished(job), message="the job finished")
+    # The lane handed over while the generation was under way, and still saw its answer in.
+    wait_for(lambda: "handed over" in [task.result for task in Task.objects.filter(func="studio.tasks.lane")],
+             message="the lane's task to end, handed over")
     job.refresh_from_db()
     assert job.status == Job.SUCCEEDED, job.error_message
     assert sim.counters("anyfast")["submits"] == 1
@@ -155,9 +137,8 @@ def test_twenty_sync_jobs_share_one_worker_process_in_a_real_cluster(
 ):
     # Two worker processes (tests/settings.py): twenty sync generations at once could never
     # run side by side if each held a process.
-    settings.STUDIO_SIMULATOR_LATENCY = 2.0  # the simulator serves from this process
-    qcluster(STUDIO_SIMULATOR_URL=simulator.url, STUDIO_PUBLIC_URL=simulator.url,
-             STUDIO_LANE_IDLE_SECONDS="2")
+    settings.STUDIO_SIMULATOR_LATENCY = 2.0
+    cluster(qcluster, simulator)
     made = [jobs.create_job(owner, text_request(gateway="anyfast", n=1)) for _ in range(20)]
     wait_for(lambda: Job.objects.filter(status=Job.SUBMITTING).count() == 20, timeout=60,
              interval=0.05, message="all twenty under way at once")

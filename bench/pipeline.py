@@ -443,6 +443,8 @@ def figures(records):
         return None
     ends = [r["done"] - r["submitted"] for r in done]
     lags = [r["done"] - r["completed"] for r in done]
+    # Of the lag, how much passed before the portal (or the client) saw the task complete.
+    seen_lags = [r["seen"] - r["completed"] for r in done if r["seen"]]
     cadence = [2 * r["polls"] / (r["seen"] - r["created"])
                for r in done if r["polled"] and r["seen"] and r["seen"] > r["created"]]
     statuses = {}
@@ -452,6 +454,7 @@ def figures(records):
         "n": len(records),
         "end": (percentile(ends, 0.5), percentile(ends, 0.95)),
         "lag": (percentile(lags, 0.5), percentile(lags, 0.95)),
+        "seen_lag": (percentile(seen_lags, 0.5), percentile(seen_lags, 0.95)) if seen_lags else None,
         "wall": max(r["done"] for r in done) - min(r["submitted"] for r in records.values()),
         "cadence": sum(cadence) / len(cadence) if cadence else None,
         "upstream": sorted({r.get("upstream", 0) for r in records.values()}),
@@ -473,7 +476,9 @@ def describe(side, found):
     cadence = "—" if found["cadence"] is None else f"{found['cadence']:.2f}"
     upstream = "–".join(str(n) for n in found["upstream"])
     outcomes = ", ".join(f"{count} {status}" for status, count in sorted(found["statuses"].items()))
-    return (f"  {side:<7} end to end p50/p95 {pair(*found['end'])}   lag p50/p95 {pair(*found['lag'])}   "
+    seen = f" (seen after {pair(*found['seen_lag'])})" if found["seen_lag"] else ""
+    return (f"  {side:<7} end to end p50/p95 {pair(*found['end'])}   "
+            f"lag p50/p95 {pair(*found['lag'])}{seen}   "
             f"wall {found['wall']:.1f} s   status req/job/2 s {cadence}   upstream tasks/job {upstream}   "
             f"({outcomes})")
 

@@ -128,25 +128,41 @@ def read_facts(data):
     whole image and to see whether any pixel is transparent: JPEG at an eighth of its size (it
     can have no alpha), the others in full but one at a time (HEAVY_DECODE).
     """
+
+    def load(image):
+        if image.format == "JPEG":
+            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+        image.load()
+        return image_has_alpha(image)
+
+    try:
+        fmt, width, height, has_alpha = decode_checked(data, HEAVY_DECODE, load)
+    except NotAnImage as problem:
+        return None, str(problem)
+    return Facts(fmt, width, height, has_alpha), ""
+
+
+def decode_checked(data, slots, decode):
+    """(format, width, height, decode(image)): the header read and verified first (a size no
+    gateway takes is refused before any pixel is decoded), then the image opened again and
+    decoded while holding one of `slots`. Raises NotAnImage in plain words."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
                 fmt, width, height = image.format, image.width, image.height
                 if width * height > MAX_INPUT_PIXELS:
-                    return None, (f"It is {width}×{height} px, far larger than any gateway takes "
-                                  f"(at most {catalog.INPUT_MAX_SIDE} px a side).")
+                    raise NotAnImage(f"It is {width}×{height} px, far larger than any gateway takes "
+                                     f"(at most {catalog.INPUT_MAX_SIDE} px a side).")
                 image.verify()
-            with HEAVY_DECODE, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
-                if fmt == "JPEG":
-                    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
-                image.load()
-                has_alpha = image_has_alpha(image)
+            with slots, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
+                return fmt, width, height, decode(image)
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        return None, "It decodes to far more pixels than its file size suggests, so it was refused."
+        raise NotAnImage(
+            "It decodes to far more pixels than its file size suggests, so it was refused."
+        ) from None
     except (OSError, SyntaxError, ValueError):
-        return None, f"It is not an image Image Studio can read (use {FORMAT_NAMES})."
-    return Facts(fmt, width, height, has_alpha), ""
+        raise NotAnImage(f"It is not an image Image Studio can read (use {FORMAT_NAMES}).") from None
 
 
 def image_has_alpha(image):
@@ -621,28 +637,15 @@ def read_body(response, deadline, cut):
     return b"".join(chunks)
 
 
-# Results decode a few at a time (not one, like uploads: HEAVY_DECODE): the lane downloads many
-# jobs at once, and a result is at most 4096² px.
+# Results decode a few at a time in a process (not one, like uploads: HEAVY_DECODE): a job's
+# images download side by side, and a result is at most 4096² px.
 RESULT_DECODES = threading.BoundedSemaphore(4)
 
 
 def read_result(data):
     """(Facts, WebP thumbnail bytes) of a gateway's result, decoding it once: the thumbnail's
     decode is what proves the image whole. Raises NotAnImage."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
-                fmt, width, height = image.format, image.width, image.height
-                if width * height > MAX_INPUT_PIXELS:
-                    raise NotAnImage(f"It is {width}×{height} px, larger than any gateway makes.")
-                image.verify()
-            with RESULT_DECODES, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
-                thumbnail, has_alpha = thumbnail_of(image)
-    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        raise NotAnImage("It decodes to far more pixels than its file size suggests.") from None
-    except (OSError, SyntaxError, ValueError):
-        raise NotAnImage(f"It is not an image Image Studio can read (use {FORMAT_NAMES}).") from None
+    fmt, width, height, (thumbnail, has_alpha) = decode_checked(data, RESULT_DECODES, thumbnail_of)
     return Facts(fmt, width, height, has_alpha), thumbnail
 
 

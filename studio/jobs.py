@@ -323,8 +323,11 @@ def plain_message(error):
 # --- results -----------------------------------------------------------------------------
 
 
-def results_arrived(job, state, from_status):
-    """Record what the gateway returned (so a crash can resume the download) and move on."""
+def results_arrived(job, state, from_status, claimed_by=None):
+    """Record what the gateway returned (so a crash can resume the download) and move on.
+
+    The download is claimed by this worker (`claimed_by` None: a sync submit downloads at once),
+    or handed over unclaimed ("") to whichever worker takes the download task."""
     if not Job.objects.filter(pk=job.pk, status=from_status).exists():
         return False  # a duplicate delivery: the first one already moved the job on
     # Never more than asked for: the hold covers n images, and so does the charge.
@@ -350,7 +353,7 @@ def results_arrived(job, state, from_status):
         progress=100,
         usage=state.usage,
         first_result=timezone.now(),
-        claimed_by=workers.worker_id(),
+        claimed_by=workers.worker_id() if claimed_by is None else claimed_by,
         error_message="; ".join(state.partial_failures)[:2000],
     )
 
@@ -360,7 +363,18 @@ def download(job_id):
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != DOWNLOADING:
         return
-    Job.objects.filter(pk=job.pk).update(claimed_by=workers.worker_id())
+    # One live worker downloads a job at a time: the claim is taken by compare-and-set, and only
+    # when it is free (handed over, ""), ours, or its worker's heartbeat says it is dead.
+    me = workers.worker_id()
+    if job.claimed_by not in ("", me) and not workers.worker_is_dead(job.claimed_by):
+        log.info("job %s: %s is downloading it already", job.pk, job.claimed_by)
+        return
+    taken = Job.objects.filter(pk=job.pk, status=DOWNLOADING, claimed_by=job.claimed_by).update(
+        claimed_by=me, updated=timezone.now()
+    )
+    if not taken:
+        log.info("job %s: another worker claimed its download first", job.pk)
+        return
     problems = media.download_results(job)
     stored = job.images.count()
     if stored == 0:
@@ -484,7 +498,7 @@ def apply_poll(job, state, error):
             updated=now,
         )
     elif state.status == "completed":
-        if results_arrived(job, state, RUNNING):
+        if results_arrived(job, state, RUNNING, claimed_by=""):
             async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
     elif state.status == "cancelled":
         finish(
@@ -576,8 +590,12 @@ def recover():
         if workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             # We cannot know whether the request reached the gateway: never resubmit blindly.
             fail_unconfirmed(job, REVIEW_STALE_SUBMIT)
+    quiet = workers.fresh_since()
     for job in Job.objects.filter(status=DOWNLOADING):
-        if workers.worker_is_dead(job.claimed_by) or job.updated < stale:
+        # Unclaimed for a heartbeat timeout: its download task was lost with a cluster (Redis
+        # hands a task to one cluster) or waits in a long queue; a second task is harmless.
+        lost = not job.claimed_by and job.updated < quiet
+        if lost or workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             Job.objects.filter(pk=job.pk, status=DOWNLOADING).update(claimed_by="", updated=now)
             async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
             resumed += 1
@@ -599,3 +617,32 @@ def recover():
     if Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
         ensure_poller()
     return resumed
+
+
+RECOVERY_LEASE = "recovery"
+
+
+def orphans_waiting():
+    """Whether a dead worker left work behind: reads only, cheap enough for every heartbeat."""
+    quiet = workers.fresh_since()
+    claims = set(
+        Job.objects.filter(status__in=[SUBMITTING, DOWNLOADING]).exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+    )
+    if any(workers.worker_is_dead(claim) for claim in claims):
+        return True
+    if Job.objects.filter(status=DOWNLOADING, claimed_by="", updated__lt=quiet).exists():
+        return True
+    running = Job.objects.filter(status=RUNNING)
+    # Polls overdue by a heartbeat timeout: no poll loop is running at all.
+    return running.filter(next_poll__lt=quiet).exists() or (running.exists() and workers.poller_died())
+
+
+def recover_orphans():
+    """Run with each cluster's heartbeat: a dead worker's jobs are resumed within the heartbeat
+    timeout, not at the watchdog's next pass (a minute on), and by whichever cluster sees it
+    first (the lease keeps it to one at a time)."""
+    seconds = settings.STUDIO_HEARTBEAT_SECONDS
+    if orphans_waiting() and workers.take_lease(RECOVERY_LEASE, seconds, renew=False):
+        log.info("a dead worker left work behind: recovering")
+        recover()

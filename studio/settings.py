@@ -6,6 +6,7 @@ SQLite under var/, django-q2's ORM broker, media on local disk. See README.md fo
 
 import os
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -348,6 +349,23 @@ STUDIO_POLL_TICK_SECONDS = env_float("STUDIO_POLL_TICK_SECONDS", 0.5)
 # A submitting or downloading job untouched this long is taken as abandoned by its worker
 # (a task's timeout plus a margin, so a live worker is never overtaken).
 STUDIO_STALE_SECONDS = env_int("STUDIO_STALE_SECONDS", Q_CLUSTER["timeout"] + 30)
+# Liveness (studio/workers.py): every cluster's workers write its heartbeat row every
+# STUDIO_HEARTBEAT_SECONDS; one silent for STUDIO_HEARTBEAT_TIMEOUT is dead, on whatever host it
+# ran, and its jobs and leases are taken over. The host name is part of every worker's identity;
+# set it when host names are not unique (containers) or to run two "hosts" on one machine.
+STUDIO_WORKER_HOST = env_str("STUDIO_WORKER_HOST") or socket.gethostname()
+STUDIO_HEARTBEAT_SECONDS = env_float("STUDIO_HEARTBEAT_SECONDS", 5.0)
+STUDIO_HEARTBEAT_TIMEOUT = env_float("STUDIO_HEARTBEAT_TIMEOUT", 30.0)
+if STUDIO_HEARTBEAT_SECONDS <= 0 or STUDIO_HEARTBEAT_TIMEOUT < 3 * STUDIO_HEARTBEAT_SECONDS:
+    # Under three missed beats a busy but live worker would be taken for dead, and its submits
+    # flagged as unconfirmed.
+    raise ImproperlyConfigured(
+        f"STUDIO_HEARTBEAT_TIMEOUT ({STUDIO_HEARTBEAT_TIMEOUT:g}) must be at least three times "
+        f"STUDIO_HEARTBEAT_SECONDS ({STUDIO_HEARTBEAT_SECONDS:g}), which must be above 0"
+    )
+if ":" in STUDIO_WORKER_HOST or "/" in STUDIO_WORKER_HOST:
+    # Worker identities are "host:pid/pid"; these characters would make them ambiguous.
+    raise ImproperlyConfigured(f"STUDIO_WORKER_HOST may not contain ':' or '/', not {STUDIO_WORKER_HOST!r}")
 # Monthly budget in CNY for a user without one set in the admin; empty means no limit.
 STUDIO_DEFAULT_MONTHLY_BUDGET = env_str("STUDIO_DEFAULT_MONTHLY_BUDGET", "100.00")
 

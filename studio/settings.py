@@ -212,6 +212,36 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Media in an S3-compatible bucket, shared by every web server and worker (django-storages);
+# the keys come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or
+# any other source boto3 reads). The bucket stays private: the portal streams every file to the
+# browser after its access check, so objects are never given a public ACL and no URL to the
+# bucket ever reaches a page.
+STUDIO_S3_BUCKET = env_str("STUDIO_S3_BUCKET")
+STUDIO_S3_ENDPOINT_URL = env_str("STUDIO_S3_ENDPOINT_URL")
+STUDIO_S3_REGION = env_str("STUDIO_S3_REGION")
+if STUDIO_S3_BUCKET:
+    if STUDIO_S3_ENDPOINT_URL and not STUDIO_S3_ENDPOINT_URL.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"STUDIO_S3_ENDPOINT_URL must start with http:// or https://, not {STUDIO_S3_ENDPOINT_URL!r}"
+        )
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": STUDIO_S3_BUCKET,
+            "endpoint_url": STUDIO_S3_ENDPOINT_URL or None,
+            "region_name": STUDIO_S3_REGION or None,
+            # As on local disk: a name already taken gets a suffix, never overwrites a file.
+            "file_overwrite": False,
+            # No ACL header: objects inherit the bucket's own (private) policy.
+            "default_acl": None,
+            # Should a URL ever be asked for, it is signed and short-lived, never public.
+            "querystring_auth": True,
+            "querystring_expire": 300,
+        },
+    }
+elif STUDIO_S3_ENDPOINT_URL or STUDIO_S3_REGION:
+    raise ImproperlyConfigured("STUDIO_S3_ENDPOINT_URL and STUDIO_S3_REGION need STUDIO_S3_BUCKET as well")
 if DEBUG or env_bool("STUDIO_TESTING", False):
     # No collectstatic needed for runserver and tests; whitenoise serves from the finders.
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}

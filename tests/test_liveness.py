@@ -146,15 +146,3 @@ def test_running_jobs_whose_poller_went_silent_are_orphans(owner, settings):
     jobs.recover_orphans()
     job.refresh_from_db()
     assert job.next_poll <= timezone.now()  # due at once for the next poll loop
-
-
-def test_heartbeat_settings_are_checked_at_start_up(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "STUDIO_HEARTBEAT_SECONDS": "10", "STUDIO_HEARTBEAT_TIMEOUT": "20"}
-    result = subprocess.run([sys.executable, "-c", "import tests.settings"], env=env, capture_output=True,
-                            text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert result.returncode != 0
-    assert "STUDIO_HEARTBEAT_TIMEOUT (20) must be at least three times" in result.stderr

@@ -22,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from studio import ledger, media, workers
+from studio import ledger, logs, media, workers
 from studio.gateways import adapter_for, catalog
 from studio.gateways.errors import ACCOUNT, LOST, REJECTED, TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest, validate
@@ -88,6 +88,8 @@ def transition(job, new_status, note="", **fields):
             return False
         JobEvent.objects.create(job=job, old_status=old_status, new_status=new_status, note=note[:2000])
     job.refresh_from_db()
+    logs.event("job.transition", job=job.pk, gateway=job.gateway, status=new_status, old_status=old_status,
+               seconds=(now - job.created).total_seconds(), error_class=job.error_class)
     return True
 
 
@@ -245,16 +247,20 @@ def submit(job_id):
         error_class="", error_message="",
     ):
         return
+    sent = time.monotonic()
     try:
         state = adapter.submit(image_request, inputs)
     except GatewayError as error:
+        gateway_call("gateway.submit", job, sent, error=error)
         submit_failed(job, error)
         return
     except Exception:
         # A bug of ours, not the gateway's: it may have sent the request, so treat it as unknown.
         log.exception("job %s: unexpected error while submitting", job.pk)
+        gateway_call("gateway.submit", job, sent, error=GatewayError(TRANSIENT, "unexpected error"))
         fail_unconfirmed(job, REVIEW_UNEXPECTED)
         return
+    gateway_call("gateway.submit", job, sent, state=state)
 
     if state.status == "failed":
         fail(
@@ -278,6 +284,13 @@ def submit(job_id):
     if not results_arrived(job, state, SUBMITTING):
         return
     download(job.pk)
+
+
+def gateway_call(name, job, started, state=None, error=None):
+    """The one log line of a gateway call: what it answered, or its error's class."""
+    error = error or (state.error if state is not None else None)
+    logs.event(name, job=job.pk, gateway=job.gateway, status=state.status if state is not None else "error",
+               seconds=time.monotonic() - started, error_class=error.error_class if error else "")
 
 
 def submit_failed(job, error):
@@ -463,14 +476,18 @@ def poll_once(limit=50):
         return 0
 
     def ask(job):
+        asked = time.monotonic()
         try:
-            return job, adapter_for(job.gateway).poll(job.remote_task_id), None
+            state = adapter_for(job.gateway).poll(job.remote_task_id)
         except GatewayError as error:
+            gateway_call("gateway.poll", job, asked, error=error)
             return job, None, error
         except Exception as exc:
             # Unknown trouble with one job must not stop the others: ask again later.
             log.exception("job %s: unexpected error while polling", job.pk)
             return job, None, GatewayError(TRANSIENT, f"unexpected error: {type(exc).__name__}")
+        gateway_call("gateway.poll", job, asked, state=state)
+        return job, state, None
 
     with ThreadPoolExecutor(max_workers=min(8, len(claimed))) as pool:
         answers = list(pool.map(ask, claimed))

@@ -399,18 +399,21 @@ if ":" in STUDIO_WORKER_HOST or "/" in STUDIO_WORKER_HOST:
 # Monthly budget in CNY for a user without one set in the admin; empty means no limit.
 STUDIO_DEFAULT_MONTHLY_BUDGET = env_str("STUDIO_DEFAULT_MONTHLY_BUDGET", "100.00")
 
+# One JSON object per log line (studio/logs.py) instead of plain text, for a log store to index.
+STUDIO_LOG_JSON = env_bool("STUDIO_LOG_JSON", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "studio.logs.JsonFormatter"},
         "request": {
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s path=%(path)s user=%(user_id)s",
         },
     },
     "filters": {"request_context": {"()": "studio.headers.RequestContextFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if STUDIO_LOG_JSON else "plain"},
         "requests": {
             "class": "logging.StreamHandler", "formatter": "request", "filters": ["request_context"],
         },

@@ -633,6 +633,7 @@ def recover():
     expire_overdue()
     if Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
         ensure_poller()
+    workers.forget_silent()
     return resumed
 
 

@@ -152,6 +152,12 @@ def is_zombie(pid):
         return False
 
 
+def forget_silent(days=1):
+    """Drop heartbeat rows silent for days (a restarted cluster gets a new pid, so a new row): by
+    then every job they held has long passed its deadline."""
+    Heartbeat.objects.filter(beat__lt=timezone.now() - timedelta(days=days)).delete()
+
+
 def heartbeats():
     """Every heartbeat row, newest first, for the operations page and /healthz."""
     return list(Heartbeat.objects.order_by("-beat"))

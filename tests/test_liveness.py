@@ -146,3 +146,11 @@ def test_running_jobs_whose_poller_went_silent_are_orphans(owner, settings):
     jobs.recover_orphans()
     job.refresh_from_db()
     assert job.next_poll <= timezone.now()  # due at once for the next poll loop
+
+
+def test_recovery_forgets_heartbeats_silent_for_a_day():
+    workers.beat("old-host:1")
+    workers.beat("new-host:2")
+    Heartbeat.objects.filter(identity="old-host:1").update(beat=timezone.now() - timedelta(days=2))
+    jobs.recover()
+    assert list(Heartbeat.objects.values_list("identity", flat=True)) == ["new-host:2"]

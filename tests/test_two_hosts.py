@@ -1,6 +1,8 @@
 """Two worker clusters on two "hosts" (different STUDIO_WORKER_HOST, one machine): the one holding
-jobs at submitting, running and downloading is SIGKILLed, and the other takes them over as soon
-as the dead one's heartbeat is older than the timeout — no pid of another host is ever looked at.
+jobs at submitting, running and downloading is SIGKILLed, and the other, started as it dies, takes
+them over as soon as the dead one's heartbeat is older than the timeout — no pid of another host
+is ever looked at. (B starts after A's kill, not before, so that none of A's queued work goes to
+B while A lives: which cluster takes a task from a shared queue is chance.)
 
 Runs on every configuration of the suite (SQLite + ORM broker + local disk, PostgreSQL + Redis +
 local disk, PostgreSQL + Redis + S3 on moto's server); the hosts share only what real hosts
@@ -40,50 +42,58 @@ def test_the_other_host_resumes_a_killed_hosts_jobs_within_the_heartbeat_timeout
         "STUDIO_SIMULATOR_LATENCY": str(LATENCY),
     }
 
-    # --- host A alone takes jobs into submitting, running and downloading -----------------------
-    host_a = qcluster(STUDIO_WORKER_HOST="host-a", **env)
+    # --- host A takes jobs into submitting, running and downloading ---------------------------
+    # One of A's two workers blocks in anyfast's submit (the simulator keeps it waiting), the
+    # other runs a long poll loop, so the downloads of jobs that finish wait in A's own queue.
+    crash_settings.STUDIO_SIMULATOR_TIMEOUT_SLEEP = 90
+    host_a = qcluster(STUDIO_WORKER_HOST="host-a", STUDIO_POLL_LOOP_SECONDS="90", **env)
+    blocking = jobs.create_job(owner, request("anyfast", "a forest [sim:timeout]", n=2))
+    wait_for(lambda: statuses(blocking) == [Job.SUBMITTING], timeout=30, message="the blocking submit")
     apimart = jobs.create_job(owner, request("apimart", "a harbour at noon", n=2))
     foxapi = jobs.create_job(owner, request("foxapi", "a single gull"))
     slow_gccai = jobs.create_job(owner, request("gccai", "a glacier [sim:slow]", n=2))
     slow_foxapi = jobs.create_job(owner, request("foxapi", "a desert [sim:slow]"))
     submitted = (apimart, foxapi, slow_gccai, slow_foxapi)
-    wait_for(lambda: not {Job.QUEUED, Job.SUBMITTING} & set(statuses(*submitted)),
-             timeout=30, message="the async jobs to be submitted")
-    # One of A's two workers runs the poll loop, the other now blocks in anyfast's submit, so the
-    # downloads of the jobs that finish meanwhile wait in A's own queue.
-    blocking = jobs.create_job(owner, request("anyfast", "a forest [sim:slow]", n=2))
     batch = (blocking, *submitted)
-    wanted = [Job.SUBMITTING, Job.DOWNLOADING, Job.DOWNLOADING, Job.RUNNING, Job.RUNNING]
-    wait_for(lambda: statuses(*batch) == wanted, timeout=30, interval=0.05,
+
+    def each_state_held():
+        found = statuses(*batch)
+        return found[0] == Job.SUBMITTING and Job.DOWNLOADING in found and Job.RUNNING in found
+
+    wait_for(each_state_held, timeout=60, interval=0.05,
              message="jobs in each of submitting, downloading and running")
     blocking.refresh_from_db()
     assert host_of(blocking.claimed_by) == "host-a"
     assert poll_lease_host() == "host-a"
+    held = dict(zip(batch, statuses(*batch), strict=True))
+    downloading = [job for job, status in held.items() if status == Job.DOWNLOADING]
+    running = [job for job, status in held.items() if status == Job.RUNNING]
 
-    # --- host B joins; then A dies with everything it held ----------------------------------
-    qcluster(STUDIO_WORKER_HOST="host-b", **env)
-    wait_for(lambda: Heartbeat.objects.filter(host="host-b").exists(), timeout=30,
-             message="host B's first heartbeat")
+    # --- A dies with everything it held; B, on another host, starts at once --------------------
+    # B's own start-up recovery finds A's heartbeat still fresh and must leave A's jobs alone:
+    # they are B's only once A's heartbeat is older than the timeout.
     host_a.kill()
     killed = time.monotonic()
+    qcluster(STUDIO_WORKER_HOST="host-b", **env)
 
     # Within the heartbeat timeout plus one poll (and a margin for a loaded machine), B has the
     # submit flagged, the poll loop and every download.
-    within = settings.STUDIO_HEARTBEAT_TIMEOUT + settings.STUDIO_POLL_MAX_SECONDS + 5
+    within = settings.STUDIO_HEARTBEAT_TIMEOUT + settings.STUDIO_POLL_MAX_SECONDS + 10
 
     def taken_over():
         blocking.refresh_from_db()
-        downloads = Job.objects.filter(pk__in=[apimart.pk, foxapi.pk])
+        downloads = Job.objects.filter(pk__in=[job.pk for job in downloading])
         return (
             blocking.status == Job.FAILED
             and all(job.status in jobs.FINAL or host_of(job.claimed_by) == "host-b" for job in downloads)
-            and (poll_lease_host() == "host-b" or set(statuses(slow_gccai, slow_foxapi)) <= jobs.FINAL)
+            and (poll_lease_host() == "host-b" or set(statuses(*running)) <= jobs.FINAL)
         )
 
     wait_for(taken_over, timeout=within, interval=0.2, message="host B to take over host A's jobs")
     # Not before A's heartbeat aged: nothing is taken from a worker that may still live.
     assert time.monotonic() - killed >= settings.STUDIO_HEARTBEAT_TIMEOUT - 2
-    wait_for(lambda: set(statuses(*batch)) <= jobs.FINAL, timeout=60, interval=0.2,
+    assert Heartbeat.objects.filter(host="host-b").exists()
+    wait_for(lambda: set(statuses(*batch)) <= jobs.FINAL, timeout=90, interval=0.2,
              message="every job to reach a final status")
 
     # The unanswered submit is flagged for a person, never sent again.

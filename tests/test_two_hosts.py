@@ -43,25 +43,30 @@ def test_the_other_host_resumes_a_killed_hosts_jobs_within_the_heartbeat_timeout
     }
 
     # --- host A takes jobs into submitting, running and downloading ---------------------------
-    # One of A's two workers blocks in anyfast's submit (the simulator keeps it waiting), the
-    # other runs a long poll loop, so the downloads of jobs that finish wait in A's own queue.
-    crash_settings.STUDIO_SIMULATOR_TIMEOUT_SLEEP = 90
+    # Once the async jobs are sent, one of A's two workers runs a long poll loop and the other
+    # blocks in anyfast's submit (the simulator keeps it waiting), so the downloads of the jobs
+    # that finish wait in A's own queue.
+    crash_settings.STUDIO_SIMULATOR_TIMEOUT_SLEEP = 30  # past the kill; over by the end of the test
     host_a = qcluster(STUDIO_WORKER_HOST="host-a", STUDIO_POLL_LOOP_SECONDS="90", **env)
-    blocking = jobs.create_job(owner, request("anyfast", "a forest [sim:timeout]", n=2))
-    wait_for(lambda: statuses(blocking) == [Job.SUBMITTING], timeout=30, message="the blocking submit")
     apimart = jobs.create_job(owner, request("apimart", "a harbour at noon", n=2))
     foxapi = jobs.create_job(owner, request("foxapi", "a single gull"))
     slow_gccai = jobs.create_job(owner, request("gccai", "a glacier [sim:slow]", n=2))
     slow_foxapi = jobs.create_job(owner, request("foxapi", "a desert [sim:slow]"))
     submitted = (apimart, foxapi, slow_gccai, slow_foxapi)
+    wait_for(lambda: not {Job.QUEUED, Job.SUBMITTING} & set(statuses(*submitted)),
+             timeout=30, interval=0.05, message="the async jobs to be submitted")
+    blocking = jobs.create_job(owner, request("anyfast", "a forest [sim:timeout]", n=2))
     batch = (blocking, *submitted)
 
     def each_state_held():
         found = statuses(*batch)
         return found[0] == Job.SUBMITTING and Job.DOWNLOADING in found and Job.RUNNING in found
 
-    wait_for(each_state_held, timeout=60, interval=0.05,
-             message="jobs in each of submitting, downloading and running")
+    try:
+        wait_for(each_state_held, timeout=60, interval=0.05,
+                 message="jobs in each of submitting, downloading and running")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; statuses {statuses(*batch)}") from None
     blocking.refresh_from_db()
     assert host_of(blocking.claimed_by) == "host-a"
     assert poll_lease_host() == "host-a"

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from studio import ledger, media, workers
+from studio import ledger, logs, media, workers
 from studio.gateways import adapter_for, catalog
 from studio.gateways.errors import ACCOUNT, LOST, REJECTED, TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest, validate
@@ -88,6 +88,8 @@ def transition(job, new_status, note="", **fields):
             return False
         JobEvent.objects.create(job=job, old_status=old_status, new_status=new_status, note=note[:2000])
     job.refresh_from_db()
+    logs.event("job.transition", job=job.pk, gateway=job.gateway, status=new_status, old_status=old_status,
+               seconds=(now - job.created).total_seconds(), error_class=job.error_class)
     return True
 
 
@@ -259,19 +261,24 @@ def start_submit(job_id):
 
 def send_submit(job, adapter, image_request, inputs):
     """The HTTP call alone (no database): (TaskState, None) or (None, GatewayError)."""
+    sent = time.monotonic()
     try:
-        return adapter.submit(image_request, inputs), None
+        state = adapter.submit(image_request, inputs)
     except GatewayError as error:
+        gateway_call("gateway.submit", job, sent, error=error)
         return None, error
     except Exception:
         # A bug of ours, not the gateway's: it may have sent the request, so treat it as unknown.
         log.exception("job %s: unexpected error while submitting", job.pk)
+        gateway_call("gateway.submit", job, sent, error=GatewayError(TRANSIENT, "unexpected error"))
         return None, None
+    gateway_call("gateway.submit", job, sent, state=state)
+    return state, None
 
 
-def finish_submit(job, adapter, state, error):
+def finish_submit(job, adapter, state, error, claimed_by=None):
     """Record the gateway's answer to a submit. True when the results are in and the job waits
-    for its download."""
+    for its download (claimed by this worker, or by `claimed_by`: "" hands it to a task)."""
     if state is None and error is None:
         fail_unconfirmed(job, REVIEW_UNEXPECTED)
         return False
@@ -300,7 +307,14 @@ def finish_submit(job, adapter, state, error):
         )
         ensure_poller()
         return False
-    return results_arrived(job, state, SUBMITTING)
+    return results_arrived(job, state, SUBMITTING, claimed_by=claimed_by)
+
+
+def gateway_call(name, job, started, state=None, error=None):
+    """The one log line of a gateway call: what it answered, or its error's class."""
+    error = error or (state.error if state is not None else None)
+    logs.event(name, job=job.pk, gateway=job.gateway, status=state.status if state is not None else "error",
+               seconds=time.monotonic() - started, error_class=error.error_class if error else "")
 
 
 def submit_failed(job, error):
@@ -346,8 +360,11 @@ def plain_message(error):
 # --- results -----------------------------------------------------------------------------
 
 
-def results_arrived(job, state, from_status):
-    """Record what the gateway returned (so a crash can resume the download) and move on."""
+def results_arrived(job, state, from_status, claimed_by=None):
+    """Record what the gateway returned (so a crash can resume the download) and move on.
+
+    The download is claimed by this worker (`claimed_by` None: a sync submit downloads at once),
+    or handed over unclaimed ("") to whichever worker takes the download task."""
     if not Job.objects.filter(pk=job.pk, status=from_status).exists():
         return False  # a duplicate delivery: the first one already moved the job on
     # Never more than asked for: the hold covers n images, and so does the charge.
@@ -374,7 +391,7 @@ def results_arrived(job, state, from_status):
         estimated_seconds=state.estimated_seconds or job.estimated_seconds,
         usage=state.usage,
         first_result=timezone.now(),
-        claimed_by=workers.worker_id(),
+        claimed_by=workers.worker_id() if claimed_by is None else claimed_by,
         error_message="; ".join(state.partial_failures)[:2000],
     )
 
@@ -384,7 +401,18 @@ def download(job_id):
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != DOWNLOADING:
         return
-    Job.objects.filter(pk=job.pk).update(claimed_by=workers.worker_id())
+    # One live worker downloads a job at a time: the claim is taken by compare-and-set, and only
+    # when it is free (handed over, ""), ours, or its worker's heartbeat says it is dead.
+    me = workers.worker_id()
+    if job.claimed_by not in ("", me) and not workers.worker_is_dead(job.claimed_by):
+        log.info("job %s: %s is downloading it already", job.pk, job.claimed_by)
+        return
+    taken = Job.objects.filter(pk=job.pk, status=DOWNLOADING, claimed_by=job.claimed_by).update(
+        claimed_by=me, updated=timezone.now()
+    )
+    if not taken:
+        log.info("job %s: another worker claimed its download first", job.pk)
+        return
     problems = media.download_results(job)
     stored = job.images.count()
     if stored == 0:
@@ -491,14 +519,18 @@ def unclaim_poll(job, now):
 
 def ask_gateway(job):
     """One status request (no database): (job, TaskState or None, GatewayError or None)."""
+    asked = time.monotonic()
     try:
-        return job, adapter_for(job.gateway).poll(job.remote_task_id), None
+        state = adapter_for(job.gateway).poll(job.remote_task_id)
     except GatewayError as error:
+        gateway_call("gateway.poll", job, asked, error=error)
         return job, None, error
     except Exception as exc:
         # Unknown trouble with one job must not stop the others: ask again later.
         log.exception("job %s: unexpected error while polling", job.pk)
         return job, None, GatewayError(TRANSIENT, f"unexpected error: {type(exc).__name__}")
+    gateway_call("gateway.poll", job, asked, state=state)
+    return job, state, None
 
 
 def poll_once(limit=200):
@@ -540,7 +572,8 @@ def apply_poll(job, state, error):
             updated=now,
         )
     elif state.status == "completed":
-        if results_arrived(job, state, RUNNING):
+        # Handed over unclaimed: whichever worker takes the download task claims it.
+        if results_arrived(job, state, RUNNING, claimed_by=""):
             enqueue_download(job)
     elif state.status == "cancelled":
         finish(
@@ -632,8 +665,12 @@ def recover():
         if workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             # We cannot know whether the request reached the gateway: never resubmit blindly.
             fail_unconfirmed(job, REVIEW_STALE_SUBMIT)
+    quiet = workers.fresh_since()
     for job in Job.objects.filter(status=DOWNLOADING):
-        if workers.worker_is_dead(job.claimed_by) or job.updated < stale:
+        # Unclaimed for a heartbeat timeout: its download task was lost with a cluster (Redis
+        # hands a task to one cluster) or waits in a long queue; a second task is harmless.
+        lost = not job.claimed_by and job.updated < quiet
+        if lost or workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             Job.objects.filter(pk=job.pk, status=DOWNLOADING).update(claimed_by="", updated=now)
             async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
             resumed += 1
@@ -647,4 +684,34 @@ def recover():
     expire_overdue()
     if Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
         ensure_poller()
+    workers.forget_silent()
     return resumed
+
+
+RECOVERY_LEASE = "recovery"
+
+
+def orphans_waiting():
+    """Whether a dead worker left work behind: reads only, cheap enough for every heartbeat."""
+    quiet = workers.fresh_since()
+    claims = set(
+        Job.objects.filter(status__in=[SUBMITTING, DOWNLOADING]).exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+    )
+    if any(workers.worker_is_dead(claim) for claim in claims):
+        return True
+    if Job.objects.filter(status=DOWNLOADING, claimed_by="", updated__lt=quiet).exists():
+        return True
+    running = Job.objects.filter(status=RUNNING)
+    # Polls overdue by a heartbeat timeout: no poll loop is running at all.
+    return running.filter(next_poll__lt=quiet).exists() or (running.exists() and workers.poller_died())
+
+
+def recover_orphans():
+    """Run with each cluster's heartbeat: a dead worker's jobs are resumed within the heartbeat
+    timeout, not at the watchdog's next pass (a minute on), and by whichever cluster sees it
+    first (the lease keeps it to one at a time)."""
+    seconds = settings.STUDIO_HEARTBEAT_SECONDS
+    if orphans_waiting() and workers.take_lease(RECOVERY_LEASE, seconds, renew=False):
+        log.info("a dead worker left work behind: recovering")
+        recover()

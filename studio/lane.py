@@ -217,5 +217,5 @@ class Lane:
 
 def finish_submit(job, adapter, state, error):
     """A submit's answer, on a work thread; a sync gateway's images go to a download task."""
-    if jobs.finish_submit(job, adapter, state, error):
+    if jobs.finish_submit(job, adapter, state, error, claimed_by=""):
         jobs.enqueue_download(job)

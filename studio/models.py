@@ -366,3 +366,20 @@ class Lease(models.Model):
 
     def __str__(self):
         return f"{self.name} held by {self.holder or 'nobody'}"
+
+
+class Heartbeat(models.Model):
+    """A long-lived process saying it still lives: a worker cluster (its workers beat for it) or
+    a lane. Liveness is the age of `beat`, whatever host it ran on (workers.is_alive)."""
+
+    CLUSTER, LANE = "cluster", "lane"
+    KINDS = [(CLUSTER, "worker cluster"), (LANE, "lane")]
+
+    identity = models.CharField(max_length=100, primary_key=True)  # "host:pid", as in Job.claimed_by
+    kind = models.CharField(max_length=20, choices=KINDS, default=CLUSTER)
+    host = models.CharField(max_length=100)
+    started = models.DateTimeField(default=timezone.now)
+    beat = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.kind} {self.identity} at {self.beat:%H:%M:%S}"

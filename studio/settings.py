@@ -6,6 +6,7 @@ SQLite under var/, django-q2's ORM broker, media on local disk. See README.md fo
 
 import os
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -211,6 +212,36 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Media in an S3-compatible bucket, shared by every web server and worker (django-storages);
+# the keys come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or
+# any other source boto3 reads). The bucket stays private: the portal streams every file to the
+# browser after its access check, so objects are never given a public ACL and no URL to the
+# bucket ever reaches a page.
+STUDIO_S3_BUCKET = env_str("STUDIO_S3_BUCKET")
+STUDIO_S3_ENDPOINT_URL = env_str("STUDIO_S3_ENDPOINT_URL")
+STUDIO_S3_REGION = env_str("STUDIO_S3_REGION")
+if STUDIO_S3_BUCKET:
+    if STUDIO_S3_ENDPOINT_URL and not STUDIO_S3_ENDPOINT_URL.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"STUDIO_S3_ENDPOINT_URL must start with http:// or https://, not {STUDIO_S3_ENDPOINT_URL!r}"
+        )
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": STUDIO_S3_BUCKET,
+            "endpoint_url": STUDIO_S3_ENDPOINT_URL or None,
+            "region_name": STUDIO_S3_REGION or None,
+            # As on local disk: a name already taken gets a suffix, never overwrites a file.
+            "file_overwrite": False,
+            # No ACL header: objects inherit the bucket's own (private) policy.
+            "default_acl": None,
+            # Should a URL ever be asked for, it is signed and short-lived, never public.
+            "querystring_auth": True,
+            "querystring_expire": 300,
+        },
+    }
+elif STUDIO_S3_ENDPOINT_URL or STUDIO_S3_REGION:
+    raise ImproperlyConfigured("STUDIO_S3_ENDPOINT_URL and STUDIO_S3_REGION need STUDIO_S3_BUCKET as well")
 if DEBUG or env_bool("STUDIO_TESTING", False):
     # No collectstatic needed for runserver and tests; whitenoise serves from the finders.
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
@@ -359,21 +390,41 @@ STUDIO_DOWNLOAD_PARALLEL = env_int("STUDIO_DOWNLOAD_PARALLEL", 4)
 # A submitting or downloading job untouched this long is taken as abandoned by its worker
 # (a task's timeout plus a margin, so a live worker is never overtaken).
 STUDIO_STALE_SECONDS = env_int("STUDIO_STALE_SECONDS", Q_CLUSTER["timeout"] + 30)
+# Liveness (studio/workers.py): every cluster's workers write its heartbeat row every
+# STUDIO_HEARTBEAT_SECONDS; one silent for STUDIO_HEARTBEAT_TIMEOUT is dead, on whatever host it
+# ran, and its jobs and leases are taken over. The host name is part of every worker's identity;
+# set it when host names are not unique (containers) or to run two "hosts" on one machine.
+STUDIO_WORKER_HOST = env_str("STUDIO_WORKER_HOST") or socket.gethostname()
+STUDIO_HEARTBEAT_SECONDS = env_float("STUDIO_HEARTBEAT_SECONDS", 5.0)
+STUDIO_HEARTBEAT_TIMEOUT = env_float("STUDIO_HEARTBEAT_TIMEOUT", 30.0)
+if STUDIO_HEARTBEAT_SECONDS <= 0 or STUDIO_HEARTBEAT_TIMEOUT < 3 * STUDIO_HEARTBEAT_SECONDS:
+    # Under three missed beats a busy but live worker would be taken for dead, and its submits
+    # flagged as unconfirmed.
+    raise ImproperlyConfigured(
+        f"STUDIO_HEARTBEAT_TIMEOUT ({STUDIO_HEARTBEAT_TIMEOUT:g}) must be at least three times "
+        f"STUDIO_HEARTBEAT_SECONDS ({STUDIO_HEARTBEAT_SECONDS:g}), which must be above 0"
+    )
+if ":" in STUDIO_WORKER_HOST or "/" in STUDIO_WORKER_HOST:
+    # Worker identities are "host:pid/pid"; these characters would make them ambiguous.
+    raise ImproperlyConfigured(f"STUDIO_WORKER_HOST may not contain ':' or '/', not {STUDIO_WORKER_HOST!r}")
 # Monthly budget in CNY for a user without one set in the admin; empty means no limit.
 STUDIO_DEFAULT_MONTHLY_BUDGET = env_str("STUDIO_DEFAULT_MONTHLY_BUDGET", "100.00")
 
+# One JSON object per log line (studio/logs.py) instead of plain text, for a log store to index.
+STUDIO_LOG_JSON = env_bool("STUDIO_LOG_JSON", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "studio.logs.JsonFormatter"},
         "request": {
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s path=%(path)s user=%(user_id)s",
         },
     },
     "filters": {"request_context": {"()": "studio.headers.RequestContextFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if STUDIO_LOG_JSON else "plain"},
         "requests": {
             "class": "logging.StreamHandler", "formatter": "request", "filters": ["request_context"],
         },

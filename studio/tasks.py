@@ -37,6 +37,14 @@ def watchdog():
 
 def on_worker_start(sender, proc_name=None, **kwargs):
     """A cluster (re)started: recover at once rather than at the scheduler's first pass, which
-    django-q2 makes about 30 s after start. The lease keeps it to one run for all workers."""
+    django-q2 makes about 30 s after start. The lease keeps it to one run for all workers.
+
+    Each worker process also beats for its cluster from now on, and looks for work that dead
+    workers left (jobs.recover_orphans) with every beat."""
+    workers.join_cluster(also=jobs.recover_orphans)
+    recover_at_start()
+
+
+def recover_at_start():
     if workers.take_lease("startup-recovery", 30, renew=False):
         async_task("studio.tasks.watchdog", task_name="watchdog-at-start")

@@ -61,6 +61,7 @@ urlpatterns = [
     path("review/export.csv", review.export_csv, name="review_export"),
     path("review/jobs/", review.job_list, name="review_jobs"),
     path("review/jobs/<int:pk>/", review.job_detail, name="review_job"),
+    path("review/system/", review.system, name="review_system"),
     path("public/uploads/<str:token>/", public.upload, name="public_upload"),
     path("healthz", health.healthz, name="healthz"),
     # The account pages we use, not include("django.contrib.auth.urls"): that also mounts

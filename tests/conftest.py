@@ -25,6 +25,37 @@ def no_failed_logins_from_other_tests(settings):
         settings.AXES_HANDLER = settings.AXES_HANDLER
 
 
+@pytest.fixture(scope="session", autouse=True)
+def media_bucket():
+    """With STUDIO_S3_BUCKET (CI's third configuration: moto's server on loopback, spoken to over
+    real HTTP), the bucket the suite's media go to: created private, public access blocked."""
+    from django.conf import settings
+
+    if settings.STUDIO_S3_BUCKET:
+        create_private_bucket(settings.STUDIO_S3_BUCKET)
+
+
+def s3_client():
+    import boto3
+    from django.conf import settings
+
+    return boto3.client("s3", endpoint_url=settings.STUDIO_S3_ENDPOINT_URL or None,
+                        region_name=settings.STUDIO_S3_REGION or None)
+
+
+def create_private_bucket(name):
+    client = s3_client()
+    try:
+        region = client.meta.region_name
+        where = {} if region in (None, "us-east-1") else {"LocationConstraint": region}
+        client.create_bucket(Bucket=name, **({"CreateBucketConfiguration": where} if where else {}))
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    blocked = {key: True for key in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                                     "RestrictPublicBuckets")}
+    client.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=blocked)
+
+
 @pytest.fixture
 def owner(db):
     return User.objects.create_user("alice", "alice@example.invalid", "alice-password")

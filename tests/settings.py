@@ -15,6 +15,9 @@ os.environ.setdefault("STUDIO_Q_NAME", f"studio-test-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("STUDIO_TEST_ROOT", tempfile.mkdtemp(prefix="studio-test-"))
 os.environ.setdefault("MEDIA_ROOT", os.path.join(os.environ["STUDIO_TEST_ROOT"], "media"))
 os.environ.setdefault("STUDIO_VAR_DIR", os.environ["STUDIO_TEST_ROOT"])
+# Dead workers are found in seconds, not half a minute, so crash tests run quickly.
+os.environ.setdefault("STUDIO_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("STUDIO_HEARTBEAT_TIMEOUT", "10")
 
 from studio.settings import *  # noqa: E402,F403
 from studio.settings import DATABASES, Q_CLUSTER  # noqa: E402

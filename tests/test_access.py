@@ -70,9 +70,12 @@ def test_header_shows_staff_link_only_to_staff(client, owner, staff):
 
 @pytest.mark.django_db
 def test_healthz_is_public(client):
+    from studio import workers
+
+    workers.beat("elsewhere:1")  # a live worker cluster; tests/test_health.py has the rest
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"ok": True}
+    assert response.json()["ok"] is True
 
 
 # The views anyone may open. Everything else in the URLconf must send an anonymous visitor to

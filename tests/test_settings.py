@@ -29,6 +29,9 @@ print(json.dumps({
     "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     "SECRET_KEY_LEN": len(settings.SECRET_KEY),
     "DEADLINE": settings.STUDIO_JOB_DEADLINE,
+    "STORAGE": settings.STORAGES["default"],
+    "WORKER_HOST": settings.STUDIO_WORKER_HOST,
+    "HEARTBEAT": [settings.STUDIO_HEARTBEAT_SECONDS, settings.STUDIO_HEARTBEAT_TIMEOUT],
 }))
 """
 
@@ -152,3 +155,41 @@ def test_bad_number_is_a_clear_error(tmp_path):
     result = load_settings(tmp_path, STUDIO_JOB_DEADLINE="soon")
     assert result.returncode != 0
     assert "STUDIO_JOB_DEADLINE must be a whole number" in result.stderr
+
+
+def test_media_stay_on_local_disk_by_default(tmp_path):
+    assert settings_for(tmp_path)["STORAGE"] == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+
+
+def test_a_bucket_puts_media_in_s3_privately(tmp_path):
+    s = settings_for(tmp_path, STUDIO_S3_BUCKET="studio-media", STUDIO_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+                     STUDIO_S3_REGION="eu-central-1")
+    assert s["STORAGE"]["BACKEND"] == "storages.backends.s3.S3Storage"
+    options = s["STORAGE"]["OPTIONS"]
+    assert (options["bucket_name"], options["endpoint_url"], options["region_name"]) == (
+        "studio-media", "http://127.0.0.1:9000", "eu-central-1")
+    assert options["default_acl"] is None and options["querystring_auth"] is True
+    assert options["file_overwrite"] is False and options["querystring_expire"] <= 600
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"STUDIO_S3_BUCKET": "b", "STUDIO_S3_ENDPOINT_URL": "127.0.0.1:9000"}, "must start with http://"),
+    ({"STUDIO_S3_ENDPOINT_URL": "http://127.0.0.1:9000"}, "need STUDIO_S3_BUCKET"),
+    ({"STUDIO_HEARTBEAT_SECONDS": "10", "STUDIO_HEARTBEAT_TIMEOUT": "20"}, "at least three times"),
+    ({"STUDIO_HEARTBEAT_SECONDS": "0"}, "above 0"),
+    ({"STUDIO_HEARTBEAT_TIMEOUT": "soon"}, "must be a number"),
+    ({"STUDIO_WORKER_HOST": "a:b"}, "may not contain"),
+])
+def test_bad_storage_and_liveness_settings_fail_at_start_up(tmp_path, env, message):
+    result = load_settings(tmp_path, **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_the_worker_host_defaults_to_the_host_name(tmp_path):
+    import socket
+
+    s = settings_for(tmp_path)
+    assert s["WORKER_HOST"] == socket.gethostname()
+    assert s["HEARTBEAT"] == [5.0, 30.0]
+    assert settings_for(tmp_path, STUDIO_WORKER_HOST="box-2")["WORKER_HOST"] == "box-2"

@@ -20,7 +20,7 @@ from tests.view_helpers import HX, make_job
 
 pytestmark = pytest.mark.django_db
 
-URLS = ["review", "review_export", "review_jobs"]
+URLS = ["review", "review_export", "review_jobs", "review_system"]
 
 
 def settled(owner, images=2, n=None, gateway="apimart", model="wan2.7-image", status=Job.SUCCEEDED, **extra):

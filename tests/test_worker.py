@@ -49,7 +49,7 @@ def test_a_starting_cluster_enqueues_one_recovery_pass(transactional_db):
 
     broker = get_broker()
     broker.purge_queue()
-    for name in ("Worker-1", "Worker-2", "Worker-3"):
-        tasks.on_worker_start(sender="django_q", proc_name=name)
+    for _worker in ("Worker-1", "Worker-2", "Worker-3"):
+        tasks.recover_at_start()  # what on_worker_start does after joining the cluster
     assert broker.queue_size() == 1
     broker.purge_queue()

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from studio import charts, review
+from studio import charts, operations, review
 from studio.models import Job
 from studio.paging import keyset_page
 
@@ -99,3 +99,11 @@ def job_detail(request: HttpRequest, pk: int):
     """Any job's card with its whole history, for staff."""
     job = get_object_or_404(Job.objects.prefetch_related("images", "shares", "events"), pk=pk)
     return render(request, "review/job.html", {"job": job, "events": job.events.all()})
+
+
+@require_GET
+@staff_only
+def system(request: HttpRequest):
+    """Operations: workers and lanes with their heartbeats, queue depth, the oldest active job,
+    and each gateway's last hour."""
+    return render(request, "review/system.html", operations.system())

@@ -703,7 +703,7 @@ def orphans_waiting():
     if Job.objects.filter(status=DOWNLOADING, claimed_by="", updated__lt=quiet).exists():
         return True
     running = Job.objects.filter(status=RUNNING)
-    # Polls overdue by a heartbeat timeout: no poll loop is running at all.
+    # Polls overdue by a heartbeat timeout: no lane is running at all.
     return running.filter(next_poll__lt=quiet).exists() or (running.exists() and workers.poller_died())
 
 

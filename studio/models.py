@@ -358,7 +358,7 @@ class LedgerEntry(models.Model):
 
 
 class Lease(models.Model):
-    """A named lease held by one worker at a time (the poll loop), taken by compare-and-set."""
+    """A named lease held by one worker at a time (the lane), taken by compare-and-set."""
 
     name = models.CharField(max_length=50, primary_key=True)
     holder = models.CharField(max_length=100, blank=True)

@@ -11,7 +11,7 @@ Identities: a cluster is "host:pid" (its sentinel's pid); a worker process in it
 heartbeat that speaks for it. A process outside any cluster (a test, a shell) is "host:pid".
 The host is STUDIO_WORKER_HOST (by default the real host name).
 
-A lease is a row naming one holder until it expires; the poll loop and recovery hold one so
+A lease is a row naming one holder until it expires; the lane and recovery hold one so
 that only one of them runs at a time across every cluster.
 """
 
@@ -201,12 +201,12 @@ def lease_holder(name):
 
 
 def poller_is_alive():
-    """Whether a poll loop holds the lease and its worker still lives."""
+    """Whether a lane holds the poll lease and its worker still lives."""
     holder = lease_holder(POLL_LEASE)
     return bool(holder) and not worker_is_dead(holder)
 
 
 def poller_died():
-    """Whether the last poll loop's worker died (rather than handing over as it ends)."""
+    """Whether the last lane's worker died (rather than handing over as it ends)."""
     holder = Lease.objects.filter(name=POLL_LEASE).values_list("holder", flat=True).first()
     return bool(holder) and worker_is_dead(holder)

@@ -301,7 +301,7 @@ class JobMachine(RuleBasedStateMachine):
     @precondition(has_jobs)
     @rule(data=st.data())
     def poll_once(self, data):
-        """The poll loop's batch: every running job is due; the gateway answers each as drawn."""
+        """The lane's batch of polls: every running job is due; the gateway answers each as drawn."""
         running = Job.objects.filter(status=Job.RUNNING).values_list("pk", "n_requested")
         self.poll_script = {f"remote-{pk}": data.draw(poll_answers(n)) for pk, n in running}
         Job.objects.filter(status=Job.RUNNING).update(next_poll=timezone.now() - timedelta(seconds=1))

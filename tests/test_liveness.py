@@ -145,7 +145,7 @@ def test_running_jobs_whose_poller_went_silent_are_orphans(owner, settings):
     assert jobs.orphans_waiting()
     jobs.recover_orphans()
     job.refresh_from_db()
-    assert job.next_poll <= timezone.now()  # due at once for the next poll loop
+    assert job.next_poll <= timezone.now()  # due at once for the next lane
 
 
 def test_recovery_forgets_heartbeats_silent_for_a_day():

@@ -230,6 +230,15 @@ def main():
         from django.core.management import call_command
 
         call_command("collectstatic", "--noinput", verbosity=0)
+        # /healthz, the baseline, answers 200 only with a live worker cluster: one whose heartbeat
+        # stays fresh for the whole run (no cluster runs here; the poll needs none).
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from studio.models import Heartbeat
+
+        Heartbeat.objects.create(identity="bench:1", host="bench", beat=timezone.now() + timedelta(days=1))
         user, jobs = make_jobs()
         base = f"http://127.0.0.1:{args.port}"
         log = open(f"{var_dir}/gunicorn.log", "w")
@@ -276,7 +285,7 @@ def main():
             print(f"| {name} | {rate:.1f} | {p99:.0f} | {before:.0f}, {after:.0f} | {ratio:.2f} | "
                   f"{queries[0]} / {queries[1]} | {size} | {failures} of {count} |")
         healthz_p99 = [result[2] for result in results[::2]]
-        print(f"\n/healthz: 1 query; p99 {min(healthz_p99):.0f}–{max(healthz_p99):.0f} ms")
+        print(f"\n/healthz: p99 {min(healthz_p99):.0f}–{max(healthz_p99):.0f} ms")
     finally:
         if master is not None:
             stop(master)

@@ -484,6 +484,11 @@ def typical_seconds(gateway, model):
     return seconds
 
 
+def lane_has_work():
+    """Whether any job waits to be sent or polled."""
+    return Job.objects.filter(status__in=[RUNNING, QUEUED]).exists()
+
+
 def ensure_poller():
     """Start the lane unless a live one is already running."""
     if not workers.poller_is_alive():
@@ -682,7 +687,7 @@ def recover():
         Job.objects.filter(status=RUNNING, next_poll__gt=now).update(next_poll=now)
     # Queued jobs need nothing but a lane: it takes every due one itself.
     expire_overdue()
-    if Job.objects.filter(status__in=[RUNNING, QUEUED]).exists():
+    if lane_has_work():
         ensure_poller()
     workers.forget_silent()
     return resumed

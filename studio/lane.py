@@ -57,7 +57,7 @@ def run():
         workers.drop_lease(workers.POLL_LEASE)
     # Continue (or restart for a job that arrived while this one was leaving) before the last
     # calls end: the next lane must not wait for a generation still under way here.
-    if Job.objects.filter(status__in=[Job.RUNNING, Job.QUEUED]).exists():
+    if jobs.lane_has_work():
         jobs.ensure_poller()
         outcome = "continued"
     lane.drain()
@@ -93,7 +93,7 @@ class Lane:
             now = timezone.now()
             self.take_queued(now)
             room = self.poll_due(now)
-            if self.busy() or Job.objects.filter(status__in=[Job.RUNNING, Job.QUEUED]).exists():
+            if self.busy() or jobs.lane_has_work():
                 idle_since = None
             elif idle_since is None:
                 idle_since = time.monotonic()

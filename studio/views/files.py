@@ -8,9 +8,10 @@ file), so browsers may keep them for a year.
 import os
 
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from studio import library, media
 from studio.access import get_owned_or_404
 from studio.models import Image, Upload
 
@@ -26,6 +27,15 @@ def serve(field, content_type, filename, attachment):
         raise Http404("This file is missing.") from None
     response = FileResponse(handle, content_type=content_type, as_attachment=attachment, filename=filename)
     response["Cache-Control"] = CACHE_FOREVER
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def zip_download(images, filename):
+    """The images' originals as one zip with their manifest.json, streamed as it is written."""
+    stream = media.zip_stream(images, library.manifest(images), library.entry_name)
+    response = StreamingHttpResponse(stream, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

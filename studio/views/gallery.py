@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -13,6 +13,7 @@ from studio import library, media, teams
 from studio.access import get_own_or_404, get_owned_or_404, to_id
 from studio.forms import Attached, CreateForm
 from studio.models import Image
+from studio.views.files import zip_download
 
 TEMPLATE = "gallery/index.html"
 PAGE_SIZE = 60
@@ -116,11 +117,7 @@ def download_selection(request: HttpRequest):
     images = library.selected(request.user, [to_id(pk) for pk in request.GET.getlist("image")])
     if not images:
         return HttpResponse("Select at least one of your images to download.", status=400)
-    stream = media.zip_stream(images, library.manifest(images), library.entry_name)
-    response = StreamingHttpResponse(stream, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="image-studio-{len(images)}-images.zip"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return zip_download(images, f"image-studio-{len(images)}-images.zip")
 
 
 @require_POST

@@ -3,19 +3,20 @@
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from studio import jobs, ledger, library, media, teams
+from studio import jobs, ledger, teams
 from studio.access import get_own_or_404, get_owned_or_404, to_id
 from studio.gateways import catalog
 from studio.models import Image, Job
 from studio.paging import keyset_page
 from studio.templatetags import job_cards
+from studio.views.files import zip_download
 
 TEMPLATE = "jobs/index.html"
 PAGE_SIZE = 20
@@ -204,11 +205,7 @@ def download_zip(request: HttpRequest, pk: int):
     """Every image of the job as one zip, streamed as it is written."""
     job = get_owned_or_404(Job.objects, request.user, pk=pk)
     images = list(job.images.select_related("job").prefetch_related("job__inputs").order_by("index"))
-    stream = media.zip_stream(images, library.manifest(images), library.entry_name)
-    response = StreamingHttpResponse(stream, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="image-studio-job-{job.pk}.zip"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return zip_download(images, f"image-studio-job-{job.pk}.zip")
 
 
 

@@ -57,6 +57,19 @@ def request(gateway, prompt, n=1, model="wan2.7-image", size_tier="1K"):
                         size_tier=size_tier)
 
 
+def async_batch(owner):
+    """Two jobs that finish after LATENCY and download for seconds (four 2K images each, which
+    the simulator renders), so they are still downloading when a cluster is killed; and two slow
+    ones (3 × LATENCY), still running then."""
+    big = {"n": 4, "model": "wan2.7-image-pro", "size_tier": "2K"}
+    return (
+        jobs.create_job(owner, request("apimart", "a harbour at noon", **big)),
+        jobs.create_job(owner, request("foxapi", "a single gull", **big)),
+        jobs.create_job(owner, request("gccai", "a glacier [sim:slow]", n=2)),
+        jobs.create_job(owner, request("foxapi", "a desert [sim:slow]")),
+    )
+
+
 def statuses(*batch):
     found = dict(Job.objects.filter(pk__in=[job.pk for job in batch]).values_list("pk", "status"))
     return [found[job.pk] for job in batch]
@@ -72,17 +85,7 @@ def test_killed_clusters_lose_no_job_and_bill_nothing_twice(simulator, qcluster,
 
     # --- cluster A: killed with jobs in submitting, running and downloading ------------------
     cluster = qcluster(**env)
-    # apimart gives no estimate, so its first poll comes STUDIO_POLL_MAX_SECONDS (10 s) after the
-    # submit; foxapi's estimate brings its first poll sooner. The slow ones take 3 × LATENCY.
-    # Four images at 2K each: their downloads (the simulator renders them) last seconds, so
-    # both jobs are still downloading on the lane's work threads when the cluster is killed.
-    apimart = jobs.create_job(owner, request("apimart", "a harbour at noon", n=4, model="wan2.7-image-pro",
-                                             size_tier="2K"))
-    foxapi = jobs.create_job(owner, request("foxapi", "a single gull", n=4, model="wan2.7-image-pro",
-                                            size_tier="2K"))
-    slow_gccai = jobs.create_job(owner, request("gccai", "a glacier [sim:slow]", n=2))
-    slow_foxapi = jobs.create_job(owner, request("foxapi", "a desert [sim:slow]"))
-    submitted = (apimart, foxapi, slow_gccai, slow_foxapi)
+    apimart, foxapi, slow_gccai, slow_foxapi = submitted = async_batch(owner)
     wait_for(lambda: not {Job.QUEUED, Job.SUBMITTING} & set(statuses(*submitted)),
              timeout=30, message="the async jobs to be submitted")
     # The lane holds one of the two workers; anyfast's submit blocks one of its call threads for

@@ -20,7 +20,14 @@ from studio import jobs, ledger, workers
 from studio import simulator as sim
 from studio.models import Heartbeat, Image, Job, Lease, LedgerEntry
 from tests.conftest import wait_for
-from tests.test_crash_recovery import LATENCY, crash_settings, make_watchdog_due, request, statuses  # noqa: F401
+from tests.test_crash_recovery import (  # noqa: F401 (crash_settings: a fixture)
+    LATENCY,
+    async_batch,
+    crash_settings,
+    make_watchdog_due,
+    request,
+    statuses,
+)
 
 
 def host_of(claim):
@@ -48,13 +55,7 @@ def test_the_other_host_resumes_a_killed_hosts_jobs_within_the_heartbeat_timeout
     # images a job (the simulator renders them), which lasts seconds.
     crash_settings.STUDIO_SIMULATOR_TIMEOUT_SLEEP = 30  # past the kill; over by the end of the test
     host_a = qcluster(STUDIO_WORKER_HOST="host-a", STUDIO_LANE_SECONDS="90", **env)
-    apimart = jobs.create_job(owner, request("apimart", "a harbour at noon", n=4, model="wan2.7-image-pro",
-                                             size_tier="2K"))
-    foxapi = jobs.create_job(owner, request("foxapi", "a single gull", n=4, model="wan2.7-image-pro",
-                                            size_tier="2K"))
-    slow_gccai = jobs.create_job(owner, request("gccai", "a glacier [sim:slow]", n=2))
-    slow_foxapi = jobs.create_job(owner, request("foxapi", "a desert [sim:slow]"))
-    submitted = (apimart, foxapi, slow_gccai, slow_foxapi)
+    submitted = async_batch(owner)
     wait_for(lambda: not {Job.QUEUED, Job.SUBMITTING} & set(statuses(*submitted)),
              timeout=30, interval=0.05, message="the async jobs to be submitted")
     blocking = jobs.create_job(owner, request("anyfast", "a forest [sim:timeout]", n=2))

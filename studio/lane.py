@@ -1,6 +1,6 @@
-"""The lane: one long-lived task that sends every queued job, polls each running job when its
-result is due, and downloads results, with every gateway call on a thread of its own, so no
-worker process waits out a generation and no job waits for another.
+"""The lane: one long-lived task that sends every queued job and polls each running job when its
+result is due, with every gateway call on a thread of its own, so no worker process waits out a
+generation and no job waits for another; finished results go to download tasks.
 
 Three kinds of thread, so that a database connection is never held across a gateway call:
 

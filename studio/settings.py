@@ -378,7 +378,7 @@ STUDIO_POLL_MAX_SECONDS = env_float("STUDIO_POLL_MAX_SECONDS", 30.0)
 STUDIO_POLL_DEFAULT_SECONDS = env_float("STUDIO_POLL_DEFAULT_SECONDS", 5.0)
 STUDIO_POLL_MARGIN_SECONDS = env_float("STUDIO_POLL_MARGIN_SECONDS", 0.25)
 STUDIO_POLL_AFTER_SECONDS = env_float("STUDIO_POLL_AFTER_SECONDS", 1.0)
-# The lane (studio/lane.py): one task sends, polls and downloads on threads. It takes a new job
+# The lane (studio/lane.py): one task sends and polls on threads. It takes a new job
 # within PICKUP seconds, hands over to a fresh task after LANE seconds, stops after IDLE
 # seconds with nothing to do. At most CONCURRENCY calls at once per gateway (a sync generation
 # holds one for its whole length). Downloads are tasks, PARALLEL images of a job at once.

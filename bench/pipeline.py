@@ -45,6 +45,7 @@ import argparse
 import heapq
 import logging
 import math
+import multiprocessing
 import os
 import platform
 import random
@@ -56,7 +57,7 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -72,6 +73,7 @@ PORT = 8721  # the portal; the simulator on the next port
 SIMULATOR_THREADS = 64  # per gunicorn worker process (2) of the simulator
 MODEL, SIZE = "wan2.7-image", "1K"
 USER, PASSWORD = "bench", "bench-pass-7391"
+PRERENDER_PROCESSES = 2  # bench-side renderers of the simulator's result images (Prerender)
 SUBMIT_THREADS = 32  # browsers posting the create form at once
 POLL_EVERY = 1.0  # the direct client's pause between an answer and its next status request
 DURING_AFTER = 1.0  # seconds after the sync jobs that the async jobs "during" them are submitted
@@ -287,11 +289,13 @@ def wait_for_jobs(prefix, count, latency):
 
 
 def portal_records(prefix, submitted):
+    from django.db.models import Min
+
     from studio.models import Job
 
     records = {}
-    rows = Job.objects.filter(prompt__startswith=prefix).values(
-        "prompt", "status", "finished", "first_result"
+    rows = Job.objects.filter(prompt__startswith=prefix).annotate(stored=Min("images__created")).values(
+        "prompt", "status", "created", "submitted", "first_result", "stored", "finished"
     )
     for row in rows.iterator():
         done = row["finished"].timestamp() if row["finished"] and row["status"] == "succeeded" else None
@@ -301,8 +305,28 @@ def portal_records(prefix, submitted):
             "done": done,
             "seen": seen.timestamp() if seen else None,
             "status": row["status"],
+            # The portal's own stages, for where the time goes.
+            "stages": [stamp and stamp.timestamp() for stamp in
+                       (row["created"], row["submitted"], seen, row["stored"], row["finished"])],
         }
     return records
+
+
+STAGES = ("form → job row", "job row → sent", "seen → first image stored", "stored → finished")
+
+
+def stages(records):
+    """p50/p95 of each stage of the portal's jobs that succeeded: [(stage, p50, p95)]."""
+    spans = {stage: [] for stage in STAGES}
+    for record in records.values():
+        if record["done"] is None or None in record["stages"]:
+            continue
+        created, sent, seen, stored, finished = record["stages"]
+        for stage, (start, end) in zip(STAGES, [(record["submitted"], created), (created, sent),
+                                               (seen, stored), (stored, finished)], strict=True):
+            spans[stage].append(end - start)
+    return [(stage, percentile(values, 0.5), percentile(values, 0.95))
+            for stage, values in spans.items() if values]
 
 
 # --- the direct client ---------------------------------------------------------------------
@@ -385,9 +409,11 @@ def add_upstream(records, prefix):
 class Prerender:
     """The simulator renders a result PNG on its first download (about 0.1 s of CPU for 1K, more
     on a busy machine), so a burst of completions queues behind the renderer in both runs; a real
-    gateway's CDN has the file when the task completes. This thread renders each task's images
-    into the simulator's cache (store.result_png) while the task runs, earliest completion first,
-    skipping tasks due within a second (the simulator then renders on demand, as without it)."""
+    gateway's CDN has the file when the task completes. This thread has each task's images
+    rendered into the simulator's cache (store.result_path) while the task runs, earliest
+    completion first, in PRERENDER_PROCESSES processes at the lowest priority (one process could
+    not keep up with 100 tasks at 6 s), skipping tasks due within a second (the simulator then
+    renders on demand, as without it)."""
 
     def __init__(self, enabled=True):
         self.enabled = enabled
@@ -407,23 +433,40 @@ class Prerender:
     def loop(self):
         from django.db import connection
 
-        from studio.simulator import store
+        from studio.simulator import rendering, store
         from studio.simulator.models import SimTask
 
         pending = []  # (completes at, task id), a heap: the earliest completion first
+        rendering_now = {}  # future -> the path its PNG goes to
         last_id = 0
-        while not self.stop.wait(0.2):
-            new = SimTask.objects.filter(id__gt=last_id).only("id", "created", "latency").order_by("id")
-            for task in new:
-                heapq.heappush(pending, (task.created.timestamp() + task.latency, task.id))
-                last_id = task.id
-            while pending and not self.stop.is_set():
-                completes, task_id = heapq.heappop(pending)
-                if completes < time.time() + 1:
-                    continue  # too late: the simulator renders it on demand
-                task = SimTask.objects.get(id=task_id)
-                for index in range(task.result_count):
-                    store.result_png(task, index)
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        # At the lowest priority: a real gateway renders on its own machines, so here the
+        # renderers take only CPU that the portal (or the direct client) leaves idle.
+        with ProcessPoolExecutor(PRERENDER_PROCESSES, mp_context=context,
+                                 initializer=os.nice, initargs=(19,)) as pool:
+            while not self.stop.is_set():
+                new = SimTask.objects.filter(id__gt=last_id).only("id", "created", "latency").order_by("id")
+                for task in new:
+                    heapq.heappush(pending, (task.created.timestamp() + task.latency, task.id))
+                    last_id = task.id
+                while pending and len(rendering_now) < 2 * PRERENDER_PROCESSES:
+                    completes, task_id = heapq.heappop(pending)
+                    if completes < time.time() + 1:
+                        continue  # too late: the simulator renders it on demand
+                    task = SimTask.objects.get(id=task_id)
+                    for index in range(task.result_count):
+                        path = store.result_path(task, index)
+                        rendering_now[pool.submit(rendering.render_png, store.spec_for(task, index))] = path
+                if not rendering_now:
+                    self.stop.wait(0.2)
+                    continue
+                done, _ = wait(rendering_now, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    path = rendering_now.pop(future)
+                    if not path.exists():
+                        store.keep_result_png(path, future.result())
+            for future in rendering_now:
+                future.cancel()
         connection.close()
 
 
@@ -501,6 +544,10 @@ def report(scenario, portal, direct, alone):
         print(describe("portal", mine))
         print(describe("direct", theirs))
         print(f"  portal ÷ direct, end to end p50/p95: {ratios(mine, theirs)}")
+        found = stages(split(portal, group))
+        if found:
+            parts = [f"{stage} {pair(a, b, digits=2)}" for stage, a, b in found]
+            print("  portal stages p50/p95: " + ";  ".join(parts))
         if scenario.gateway == "anyfast" and group == "main" and mine and theirs:
             print(f"  wall: portal {mine['wall']:.1f} s, direct {theirs['wall']:.1f} s, "
                   f"{mine['wall'] / theirs['wall']:.2f}× direct")

@@ -466,7 +466,12 @@ SHOWN_FIELDS = {
 
 def remember(user, form):
     """Keep the form's choices for the person's next visit (CreateForm.remembered)."""
-    FormMemory.objects.update_or_create(user=user, defaults={"values": form.memory()})
+    values = form.memory()
+    # Written only when they changed: someone sending job after job with the same choices
+    # should not queue a write behind everyone else's (SQLite has one writer at a time).
+    if FormMemory.objects.filter(user=user).values_list("values", flat=True).first() == values:
+        return
+    FormMemory.objects.update_or_create(user=user, defaults={"values": values})
 
 
 def tri_value(text):

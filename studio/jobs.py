@@ -233,6 +233,15 @@ def submit(job_id):
 def start_submit(job_id):
     """Everything before the HTTP call: (job, adapter, request, inputs), with `submitting`
     committed; or None when there is nothing to send (taken, not due, failed here)."""
+    sending = prepare_submit(job_id)
+    if sending is None or not mark_submitting(sending[0]):
+        return None
+    return sending
+
+
+def prepare_submit(job_id):
+    """What the call needs, read: (job, adapter, request, inputs); or None when there is
+    nothing to send (taken, not due, failed here). mark_submitting() comes next."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != QUEUED:
         return None
@@ -249,14 +258,17 @@ def start_submit(job_id):
         log.exception("job %s: input images could not be read", job.pk)
         fail(job, REJECTED, "An input image of this job could not be read from storage. Upload it again.")
         return None
-    # Committed before the HTTP call: from here on a crash leaves a visible `submitting` job.
-    # A retry's "Retrying: …" is cleared as it goes out: it is no longer what is happening.
-    if not transition(
-        job, SUBMITTING, attempts=F("attempts") + 1, submitted=now, claimed_by=workers.worker_id(),
-        error_class="", error_message="",
-    ):
-        return None
     return job, adapter_for(job.gateway), image_request, inputs
+
+
+def mark_submitting(job):
+    """queued → submitting, which must be committed before the HTTP call: from then on a crash
+    leaves a visible `submitting` job, never resent. False when someone else took it first."""
+    # A retry's "Retrying: …" is cleared as it goes out: it is no longer what is happening.
+    return transition(
+        job, SUBMITTING, attempts=F("attempts") + 1, submitted=timezone.now(), claimed_by=workers.worker_id(),
+        error_class="", error_message="",
+    )
 
 
 def send_submit(job, adapter, image_request, inputs):
@@ -276,9 +288,10 @@ def send_submit(job, adapter, image_request, inputs):
     return state, None
 
 
-def finish_submit(job, adapter, state, error, claimed_by=None):
+def finish_submit(job, adapter, state, error, claimed_by=None, start_poller=True):
     """Record the gateway's answer to a submit. True when the results are in and the job waits
-    for its download (claimed by this worker, or by `claimed_by`: "" hands it to a task)."""
+    for its download (claimed by this worker, or by `claimed_by`: "" hands it to a task). A job
+    left running gets the lane started, unless the caller is the lane (`start_poller`)."""
     if state is None and error is None:
         fail_unconfirmed(job, REVIEW_UNEXPECTED)
         return False
@@ -305,7 +318,8 @@ def finish_submit(job, adapter, state, error, claimed_by=None):
             expected_result=expected,
             next_poll=next_poll_at(expected, now),
         )
-        ensure_poller()
+        if start_poller:
+            ensure_poller()
         return False
     return results_arrived(job, state, SUBMITTING, claimed_by=claimed_by)
 
@@ -552,7 +566,19 @@ def poll_once(limit=200):
 
 
 def enqueue_download(job):
-    async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
+    """Hand the job's download to a task. On the ORM broker the task is written in the caller's
+    transaction, if any (it commits with the job's `downloading`); a Redis worker could take it
+    before that commit, so there it is sent once the transaction has committed. A success is
+    not saved as a task result: the job is its own record (and django-q2 prunes saved results
+    with a scan of all of them)."""
+
+    def send():
+        async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}", save=False)
+
+    if settings.REDIS_URL:
+        transaction.on_commit(send)
+    else:
+        send()
 
 
 def apply_poll(job, state, error):

@@ -5,12 +5,12 @@ generation and no job waits for another; finished results go to download tasks.
 Three kinds of thread, so that a database connection is never held across a gateway call:
 
     the lane's own   reads and writes the database: takes queued jobs (`submitting` committed
-                     before the call goes out), claims due polls, applies their answers
+                     for each pass's batch before its calls go out), claims due polls, applies
+                     every answer that came back in one transaction
     call threads     the HTTP calls alone (a sync generation blocks one of these, not a process);
                      at most STUDIO_GATEWAY_CONCURRENCY at once per gateway
-    work threads     what follows a submit that needs the database and storage (a sync
-                     gateway's images arrive in its answer); a few at once, each closing its
-                     connection when done
+    work threads     a submit answer with images in it (b64_json), which are written to
+                     storage; a few at once
 
 Downloads (fetching, checking, thumbnails: CPU and I/O for seconds) are handed to download
 tasks, so they run in the cluster's other worker processes side by side and never hold up
@@ -30,7 +30,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -109,15 +109,15 @@ class Lane:
     def wait(self, seconds):
         """Until an answer comes back or `seconds` pass; then every answer waiting is applied."""
         try:
-            answer = self.answers.get(timeout=max(0.0, seconds))
+            answers = [self.answers.get(timeout=max(0.0, seconds))]
         except queue.Empty:
             return
-        self.apply(answer)
         while True:
             try:
-                self.apply(self.answers.get_nowait())
+                answers.append(self.answers.get_nowait())
             except queue.Empty:
-                return
+                break
+        self.apply_all(answers)
 
     def seconds_to_next_poll(self, now):
         pickup = settings.STUDIO_LANE_PICKUP_SECONDS
@@ -145,13 +145,23 @@ class Lane:
             .order_by("id")
             .values_list("pk", "gateway")[:TAKE_AT_ONCE]
         )
+        planned = Counter()
+        ready = []
         for job_id, gateway in found:
-            if not self.has_room(gateway):
+            if self.in_flight[gateway] + planned[gateway] >= settings.STUDIO_GATEWAY_CONCURRENCY:
                 continue
-            sending = jobs.start_submit(job_id)
-            if sending is None:
-                continue
-            self.in_flight[gateway] += 1
+            sending = jobs.prepare_submit(job_id)
+            if sending is not None:
+                planned[gateway] += 1
+                ready.append(sending)
+        if not ready:
+            return
+        # `submitting` for the whole batch in one transaction (on SQLite one wait for the write
+        # lock, not one per job), committed before any call goes out.
+        with transaction.atomic():
+            marked = [sending for sending in ready if jobs.mark_submitting(sending[0])]
+        for sending in marked:
+            self.in_flight[sending[0].gateway] += 1
             self.calls.submit(self.call_submit, sending)
 
     def call_submit(self, sending):
@@ -180,11 +190,24 @@ class Lane:
 
     # --- answers ---------------------------------------------------------------------------
 
+    def apply_all(self, answers):
+        """Every answer that came back, in one transaction (on SQLite one wait for the write lock
+        for a burst of completions, not one per job), each in a savepoint of its own."""
+        try:
+            with transaction.atomic():
+                for answer in answers:
+                    self.apply(answer)
+        except Exception:
+            # Not committed: those jobs are asked again when their claim runs out (polls), or
+            # recovery finds them `submitting` (never resent), as after a crash.
+            log.exception("lane: committing %s answers failed", len(answers))
+
     def apply(self, answer):
         try:
-            self.apply_one(answer)
+            with transaction.atomic():
+                self.apply_one(answer)
         except Exception:
-            # One job's trouble (a database hiccup) must not stop every other job's lane.
+            # One job's trouble must not stop every other job's lane.
             log.exception("lane: applying %s failed", answer[0])
 
     def apply_one(self, answer):
@@ -192,7 +215,11 @@ class Lane:
         if kind == "submitted":
             _, job, adapter, state, error = answer
             self.in_flight[job.gateway] -= 1
-            self.start_work(finish_submit, job, adapter, state, error)
+            if state is not None and any(result.b64_json for result in state.results):
+                # Images in the answer itself are written to storage: not on the lane's thread.
+                self.start_work(finish_submit, job, adapter, state, error)
+            else:
+                finish_submit(job, adapter, state, error)
         elif kind == "polled":
             _, job, state, error = answer
             self.in_flight[job.gateway] -= 1
@@ -210,12 +237,14 @@ class Lane:
         except Exception:
             log.exception("lane: %s%s failed", func.__name__, args[:1])
         finally:
-            # A work thread's connection is closed at once: the pool must not pin one each.
-            connection.close()
+            # Kept for the next item while young (CONN_MAX_AGE), as a request's is; a work
+            # thread's connection goes with the thread when the lane hands over.
+            connection.close_if_unusable_or_obsolete()
             self.answers.put(("worked",))
 
 
 def finish_submit(job, adapter, state, error):
-    """A submit's answer, on a work thread; a sync gateway's images go to a download task."""
-    if jobs.finish_submit(job, adapter, state, error, claimed_by=""):
+    """A submit's answer; a sync gateway's images go to a download task. (A running job needs
+    no poller started: this lane polls it.)"""
+    if jobs.finish_submit(job, adapter, state, error, claimed_by="", start_poller=False):
         jobs.enqueue_download(job)

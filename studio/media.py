@@ -652,7 +652,9 @@ def read_result(data):
 def thumbnail_of(image):
     """(WebP bytes at most THUMBNAIL_EDGE a side, whether any pixel is transparent)."""
     image.draft(image.mode, (THUMBNAIL_EDGE, THUMBNAIL_EDGE))  # JPEG: decode at a fraction
-    image.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE))
+    # reducing_gap 1: halve (or third…) by box averaging first, then resample what is left; a
+    # 1024² result's thumbnail costs 1 ms instead of 10, with no difference to see at 512 px.
+    image.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE), reducing_gap=1.0)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     out = io.BytesIO()

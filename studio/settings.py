@@ -97,8 +97,11 @@ def sqlite_options():
     # IMMEDIATE transactions take the write lock up front, so the web process and the
     # worker queue behind each other (busy timeout) instead of failing half-way with
     # "database is locked"; WAL lets readers carry on while one of them writes.
+    # Connections are kept a minute, as on PostgreSQL: django-q2's ORM broker closes a
+    # connection past its age before every enqueue and dequeue, and at age 0 that meant a new
+    # connection (and its PRAGMAs) for each download handed over and each broker poll.
     return {
-        "CONN_MAX_AGE": 0,
+        "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": False,
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",

@@ -238,8 +238,12 @@ def result_png(task, index):
     if path.exists():
         return path.read_bytes()
     png = render_png(spec_for(task, index))
+    keep_result_png(path, png)
+    return png
+
+
+def keep_result_png(path, png):
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     partial.write_bytes(png)
     os.replace(partial, path)  # atomic: a concurrent reader sees the whole file or none
-    return png

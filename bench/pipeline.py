@@ -164,13 +164,16 @@ def start_servers(port, latency, log):
     [simulator, portal] once both answer and the worker cluster has run a task."""
     env = dict(os.environ, STUDIO_SIMULATOR_LATENCY=str(latency))
     # Plenty of threads: each blocking anyfast call holds one for the whole generation, as a
-    # real gateway's would hold a connection, and the gateway must not be what runs out.
+    # real gateway's would hold a connection, and the gateway must not be what runs out. Its
+    # threads open a database connection per request: kept, 128 of them would take PostgreSQL's
+    # max_connections (100) from the portal, which a real gateway's servers never touch.
+    simulator_env = dict(env, STUDIO_DB_CONN_MAX_AGE="0")
     simulator = [str(Path(sys.executable).parent / "gunicorn"), "studio.wsgi", "-b", f"127.0.0.1:{port + 1}",
                  "--workers", "2", "--threads", str(SIMULATOR_THREADS), "--timeout", "360",
                  "--log-level", "warning"]
     portal = [sys.executable, str(ROOT / "manage.py"), "run_studio", "--bind", f"127.0.0.1:{port}"]
-    servers = [subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-               for command in (simulator, portal)]
+    servers = [subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+               for command, environment in ((simulator, simulator_env), (portal, env))]
     for server, where in zip(servers, (port + 1, port), strict=True):
         wait_until_up(server, f"http://127.0.0.1:{where}/healthz", log)
     wait_for_worker()

@@ -72,10 +72,10 @@ def read_or_create_secret_key(path):
     return key
 
 
-def database_from_url(url):
+def database_from_url(url, conn_max_age):
     # Messages name the scheme only: the URL itself may carry a password.
     try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
     except Exception as exc:  # dj-database-url raises several types for bad URLs
         problem = "it has no scheme"
         if "://" in url:
@@ -89,19 +89,16 @@ def database_from_url(url):
     if not config.get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL names no database (expected …/dbname at the end)")
     if config["ENGINE"] == "django.db.backends.sqlite3":
-        config.update(sqlite_options())
+        config.update(sqlite_options(conn_max_age))
     return config
 
 
-def sqlite_options():
+def sqlite_options(conn_max_age):
     # IMMEDIATE transactions take the write lock up front, so the web process and the
     # worker queue behind each other (busy timeout) instead of failing half-way with
     # "database is locked"; WAL lets readers carry on while one of them writes.
-    # Connections are kept a minute, as on PostgreSQL: django-q2's ORM broker closes a
-    # connection past its age before every enqueue and dequeue, and at age 0 that meant a new
-    # connection (and its PRAGMAs) for each download handed over and each broker poll.
     return {
-        "CONN_MAX_AGE": 60,
+        "CONN_MAX_AGE": conn_max_age,
         "CONN_HEALTH_CHECKS": False,
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
@@ -174,8 +171,15 @@ TEMPLATES = [
     },
 ]
 
+# Connections are kept this many seconds (each web thread and worker keeps its own): django-q2's
+# ORM broker closes a connection past its age before every enqueue and dequeue, and at 0 that is
+# a new connection for every task handed over and every broker poll. Lower it (0: one connection
+# per request) when many threads share a small PostgreSQL `max_connections`.
+DB_CONN_MAX_AGE = env_int("STUDIO_DB_CONN_MAX_AGE", 60)
 DATABASES = {
-    "default": database_from_url(env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'studio.sqlite3'}"),
+    "default": database_from_url(
+        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'studio.sqlite3'}", DB_CONN_MAX_AGE
+    ),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

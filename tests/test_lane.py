@@ -11,6 +11,8 @@ from django_q.models import Task
 
 from studio import jobs
 from studio import simulator as sim
+from studio.gateways.results import Result, TaskState
+from studio.lane import Lane
 from studio.models import Job, LedgerEntry, Price
 from studio.simulator.models import SimTask
 from tests.conftest import wait_for
@@ -147,3 +149,25 @@ def test_twenty_sync_jobs_share_one_worker_process_in_a_real_cluster(
         Job.SUCCEEDED
     }
     assert sim.counters("anyfast")["submits"] == 20
+
+
+def test_an_answer_that_fails_to_apply_leaves_the_rest_of_its_batch_applied(owner):
+    """The lane applies every answer that came back in one transaction (one wait for SQLite's
+    write lock), each in a savepoint: one that raises is rolled back and logged alone, and the
+    gateway's call counts are given back for all of them."""
+    made = [jobs.create_job(owner, text_request(n=1, prompt=prompt)) for prompt in ("one", "two")]
+    for job in made:
+        job.refresh_from_db()
+        jobs.transition(job, Job.SUBMITTING)
+        jobs.transition(job, Job.RUNNING, remote_task_id=f"task-{job.pk}")
+    completed = TaskState(remote_id="task", status="completed",
+                          results=[Result(index=0, url="http://127.0.0.1:9/result.png")])
+    lane = Lane()
+    lane.in_flight["apimart"] = 2
+    try:
+        lane.apply_all([("polled", made[0], completed, None), ("polled", made[1], "not an answer", None)])
+    finally:
+        lane.drain()
+    assert Job.objects.get(pk=made[0].pk).status == Job.DOWNLOADING
+    assert Job.objects.get(pk=made[1].pk).status == Job.RUNNING
+    assert lane.in_flight["apimart"] == 0

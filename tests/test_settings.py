@@ -21,6 +21,7 @@ print(json.dumps({
     "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
     "ENGINE": db["ENGINE"],
     "NAME": str(db["NAME"]),
+    "CONN_MAX_AGE": db["CONN_MAX_AGE"],
     "OPTIONS": db.get("OPTIONS", {}),
     "Q": {k: v for k, v in settings.Q_CLUSTER.items() if k in ("redis", "orm", "timeout", "retry",
           "max_attempts", "ack_failures", "workers")},
@@ -149,6 +150,19 @@ def test_media_root_and_deadline(tmp_path):
     s = settings_for(tmp_path, MEDIA_ROOT=str(tmp_path / "m"), STUDIO_JOB_DEADLINE="600")
     assert s["MEDIA_ROOT"] == str(tmp_path / "m")
     assert s["DEADLINE"] == 600
+
+
+def test_connections_are_kept_a_minute_unless_told(tmp_path):
+    # django-q2's ORM broker closes an aged connection before every enqueue and dequeue: at 0 on
+    # SQLite that was a new connection for every task handed over.
+    assert settings_for(tmp_path)["CONN_MAX_AGE"] == 60
+    postgres = "postgres://studio@db.internal:5432/studio"
+    assert settings_for(tmp_path, DATABASE_URL=postgres)["CONN_MAX_AGE"] == 60
+    assert settings_for(tmp_path, DATABASE_URL=postgres, STUDIO_DB_CONN_MAX_AGE="0")["CONN_MAX_AGE"] == 0
+    assert settings_for(tmp_path, STUDIO_DB_CONN_MAX_AGE="5")["CONN_MAX_AGE"] == 5
+    result = load_settings(tmp_path, STUDIO_DB_CONN_MAX_AGE="forever")
+    assert result.returncode != 0
+    assert "STUDIO_DB_CONN_MAX_AGE must be a whole number" in result.stderr
 
 
 def test_bad_number_is_a_clear_error(tmp_path):

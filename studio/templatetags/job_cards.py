@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from studio import ledger, sharing, teams
 from studio.gateways import catalog
@@ -354,6 +356,47 @@ def duration(seconds):
         return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+@register.simple_tag
+def progress_part(c, oob=False):
+    """A card's progress part: its bar and its line of words, inside the card and sent alone
+    by the poller when only the progress changed. Built here rather than in the template: the
+    poller sends up to twenty at once, and the template engine took about 0.25 ms for each
+    (bench/poll_fragment.py); this takes a tenth of that."""
+    job, percent, estimate = c.job, c.percent, c.percent_is_estimate
+    active = job.is_active
+    seen = ""
+    if active:
+        seen = format_html('<input type="hidden" name="seen" value="{}" data-poll-seen>', c.seen)
+    meter_class = "meter" + (" indeterminate" if percent is None else "") + ("" if active else " done")
+    now = format_html(' aria-valuenow="{}"', percent) if percent is not None else ""
+    about = (format_html(' aria-valuetext="about {}%, estimated from the expected time"', percent)
+             if estimate else "")
+    if percent is None:
+        shown = ""
+    elif estimate:
+        shown = format_html(
+            '<strong class="percent" title="Estimated from the expected time">≈{}%</strong> · ', percent
+        )
+    else:
+        shown = format_html('<strong class="percent">{}%</strong> · ', percent)
+    timing = ""
+    if active:
+        left = format_html(' · <span class="time-left">{}</span>', c.left_text) if c.left_text else ""
+        timing = format_html('{}\n    · <span data-elapsed="{}">{}</span> elapsed', left, c.elapsed_seconds,
+                             duration(c.elapsed_seconds))
+    return format_html(
+        '<div class="job-progress" id="job-progress-{}"{}>\n  {}\n'
+        '  <div class="{}" role="progressbar" aria-label="Progress"\n'
+        '       aria-valuemin="0" aria-valuemax="100"{}{}>\n'
+        '    <svg viewBox="0 0 100 6" preserveAspectRatio="none" aria-hidden="true">'
+        '<rect class="fill" width="{}" height="6"/></svg>\n'
+        '  </div>\n'
+        '  <p class="small muted progress-text">\n    {}{}\n    {}\n  </p>\n</div>',
+        job.pk, mark_safe(' hx-swap-oob="true"') if oob else "", seen, meter_class, now, about,
+        100 if percent is None else percent, shown, c.stage, timing,
+    )
 
 
 @register.filter

@@ -703,7 +703,7 @@ def recover():
         lost = not job.claimed_by and job.updated < quiet
         if lost or workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             Job.objects.filter(pk=job.pk, status=DOWNLOADING).update(claimed_by="", updated=now)
-            async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}")
+            enqueue_download(job)
             resumed += 1
     # Running jobs only need the poller; make sure each has a next poll time.
     Job.objects.filter(status=RUNNING, next_poll__isnull=True).update(next_poll=now)

@@ -135,8 +135,9 @@ class Lane:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def has_room(self, gateway):
-        return self.in_flight[gateway] < settings.STUDIO_GATEWAY_CONCURRENCY
+    def has_room(self, gateway, planned=0):
+        """Whether `gateway` can take another call, with `planned` more about to go out."""
+        return self.in_flight[gateway] + planned < settings.STUDIO_GATEWAY_CONCURRENCY
 
     def take_queued(self, now):
         """Send every due queued job whose gateway has room for another call."""
@@ -148,7 +149,7 @@ class Lane:
         planned = Counter()
         ready = []
         for job_id, gateway in found:
-            if self.in_flight[gateway] + planned[gateway] >= settings.STUDIO_GATEWAY_CONCURRENCY:
+            if not self.has_room(gateway, planned[gateway]):
                 continue
             sending = jobs.prepare_submit(job_id)
             if sending is not None:

@@ -45,22 +45,28 @@ def download_name(image):
     return f"image-studio-{image.job_id}-{image.index + 1}{extension}"
 
 
+def serve_original(request, image):
+    """The original as the gateway made it: inline for the lightbox, ?download=1 to save it."""
+    return serve(image.file, image.mime, download_name(image), request.GET.get("download") == "1")
+
+
+def serve_thumbnail(image):
+    """The image's thumbnail, or its original where it has none."""
+    if not image.thumbnail:
+        return serve(image.file, image.mime, download_name(image), False)
+    return serve(image.thumbnail, "image/webp", f"thumb-{image.pk}.webp", False)
+
+
 @require_GET
 @login_required
 def image_original(request: HttpRequest, pk: int):
-    """The original as the gateway made it: inline for the lightbox, ?download=1 to save it."""
-    image = get_owned_or_404(Image.objects, request.user, pk=pk)
-    attachment = request.GET.get("download") == "1"
-    return serve(image.file, image.mime, download_name(image), attachment)
+    return serve_original(request, get_owned_or_404(Image.objects, request.user, pk=pk))
 
 
 @require_GET
 @login_required
 def image_thumbnail(request: HttpRequest, pk: int):
-    image = get_owned_or_404(Image.objects, request.user, pk=pk)
-    if not image.thumbnail:
-        return serve(image.file, image.mime, download_name(image), False)
-    return serve(image.thumbnail, "image/webp", f"thumb-{image.pk}.webp", False)
+    return serve_thumbnail(get_owned_or_404(Image.objects, request.user, pk=pk))
 
 
 @require_GET

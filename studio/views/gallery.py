@@ -22,14 +22,23 @@ PAGE_SIZE = 60
 @require_GET
 @login_required
 def index(request: HttpRequest):
+    def mine(values):
+        return library.own_images(request.user, values).select_related("job")
+
+    return image_page(request, TEMPLATE, mine)
+
+
+def image_page(request, template, images_for, **extra):
+    """A page of image tiles, the gallery's or the Team page's: `images_for(filter values)` is
+    the set it shows, filtered and keyset-paged from the URL. htmx asks for the next tiles (with
+    a cursor) or for the results alone (a new search)."""
     filters = library.ImageFilters(request.GET)
-    found = library.own_images(request.user, filters.values).select_related("job")
-    images, after = library.page(found, filters, request.GET.get("after"), PAGE_SIZE)
+    images, after = library.page(images_for(filters.values), filters, request.GET.get("after"), PAGE_SIZE)
     context = {"images": images, "after": after, "filters": filters, "cursor": request.GET.get("after"),
-               "query": filters.query}
+               "query": filters.query, **extra}
     if request.htmx and not request.htmx.boosted:
-        return render(request, TEMPLATE + ("#tiles" if context["cursor"] else "#results"), context)
-    return render(request, TEMPLATE, context)
+        return render(request, template + ("#tiles" if context["cursor"] else "#results"), context)
+    return render(request, template, context)
 
 
 @require_GET

@@ -15,23 +15,19 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from studio import library, teams
-from studio.views.files import download_name, serve
+from studio.views.files import serve_original, serve_thumbnail
+from studio.views.gallery import image_page
 
 TEMPLATE = "team/index.html"
-PAGE_SIZE = 60
 
 
 @require_GET
 @login_required
 def index(request: HttpRequest):
-    filters = library.ImageFilters(request.GET)
-    found = library.team_images(request.user, filters.values).select_related("job", "owner")
-    images, after = library.page(found, filters, request.GET.get("after"), PAGE_SIZE)
-    context = {"images": images, "after": after, "filters": filters, "cursor": request.GET.get("after"),
-               "query": filters.query, "teams": teams.teams_of(request.user)}
-    if request.htmx and not request.htmx.boosted:
-        return render(request, TEMPLATE + ("#tiles" if context["cursor"] else "#results"), context)
-    return render(request, TEMPLATE, context)
+    def shared(values):
+        return library.team_images(request.user, values).select_related("job", "owner")
+
+    return image_page(request, TEMPLATE, shared, teams=teams.teams_of(request.user))
 
 
 @require_GET
@@ -50,17 +46,13 @@ def detail(request: HttpRequest, pk: int):
 @require_GET
 @login_required
 def image_file(request: HttpRequest, pk: int):
-    image = teams.get_team_image_or_404(request.user, pk=pk)
-    return serve(image.file, image.mime, download_name(image), request.GET.get("download") == "1")
+    return serve_original(request, teams.get_team_image_or_404(request.user, pk=pk))
 
 
 @require_GET
 @login_required
 def image_thumbnail(request: HttpRequest, pk: int):
-    image = teams.get_team_image_or_404(request.user, pk=pk)
-    if not image.thumbnail:
-        return serve(image.file, image.mime, download_name(image), False)
-    return serve(image.thumbnail, "image/webp", f"thumb-{image.pk}.webp", False)
+    return serve_thumbnail(teams.get_team_image_or_404(request.user, pk=pk))
 
 
 @require_POST

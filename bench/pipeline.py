@@ -65,6 +65,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from _throwaway_django import setup_django
+from _web import log_in
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -224,15 +225,7 @@ def stop_servers(servers):
 
 def logged_in(base):
     """Cookies of a browser logged in as USER, after a few pages to warm both web workers."""
-    session = requests.Session()
-    session.get(f"{base}/accounts/login/", timeout=30).raise_for_status()
-    answer = session.post(
-        f"{base}/accounts/login/",
-        data={"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-        headers={"Referer": f"{base}/accounts/login/"}, timeout=30, allow_redirects=False,
-    )
-    if answer.status_code != 302:
-        raise SystemExit(f"login refused: HTTP {answer.status_code}")
+    session = log_in(base, USER, PASSWORD, timeout=30)
     for _ in range(4):
         session.get(f"{base}/create/", timeout=30).raise_for_status()
         session.get(f"{base}/jobs/", timeout=30).raise_for_status()

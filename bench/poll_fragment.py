@@ -26,7 +26,6 @@ import csv
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import requests
 from _throwaway_django import setup_django
+from _web import log_in, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -163,29 +163,6 @@ def wait_until_up(base, master):
     raise SystemExit("gunicorn did not answer within 60 s")
 
 
-def stop(master):
-    if master.poll() is None:
-        master.send_signal(signal.SIGTERM)
-        try:
-            master.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait()
-
-
-def logged_in(base):
-    session = requests.Session()
-    session.get(f"{base}/accounts/login/", timeout=10).raise_for_status()
-    answer = session.post(
-        f"{base}/accounts/login/",
-        data={"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-        headers={"Referer": f"{base}/accounts/login/"}, timeout=10, allow_redirects=False,
-    )
-    if answer.status_code != 302:
-        raise SystemExit(f"login refused: HTTP {answer.status_code}")
-    return session
-
-
 # --- the load ------------------------------------------------------------------------------
 
 
@@ -244,7 +221,7 @@ def main():
         log = open(f"{var_dir}/gunicorn.log", "w")
         master = start_gunicorn(env, args.port, log)
         wait_until_up(base, master)
-        session = logged_in(base)
+        session = log_in(base, USER, PASSWORD)
         cookie = "; ".join(f"{name}={value}" for name, value in session.cookies.items())
         seen = SEEN.findall(session.get(f"{base}/jobs/", timeout=10).text)
         if len(seen) != CARDS:

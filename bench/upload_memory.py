@@ -18,7 +18,6 @@ is eight 640×480 PNGs at once, in the same run. MB are MiB (the kB of /proc div
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from _web import log_in, stop
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,30 +151,7 @@ def reset_peak(pid):
         return False
 
 
-def stop(master):
-    if master.poll() is None:
-        master.send_signal(signal.SIGTERM)
-        try:
-            master.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait()
-
-
 # --- the browser ---------------------------------------------------------------------------
-
-
-def logged_in(base):
-    session = requests.Session()
-    session.get(f"{base}/accounts/login/", timeout=10).raise_for_status()
-    answer = session.post(
-        f"{base}/accounts/login/",
-        data={"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-        headers={"Referer": f"{base}/accounts/login/"}, timeout=10, allow_redirects=False,
-    )
-    if answer.status_code != 302:
-        raise SystemExit(f"login refused: HTTP {answer.status_code}")
-    return session
 
 
 def upload(base, cookies, name, data):
@@ -222,7 +199,7 @@ def main():
             master = start_gunicorn(env, port, log)
             wait_until_up(base, master)
             pid = worker_pid(master.pid)
-            session = logged_in(base)
+            session = log_in(base, USER, PASSWORD)
             session.get(f"{base}/create/", timeout=30).raise_for_status()  # templates, catalog: warm
             cookies = session.cookies.get_dict()
             started_rss, _ = memory(pid)

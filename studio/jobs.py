@@ -26,7 +26,7 @@ from studio import ledger, logs, media, workers
 from studio.gateways import adapter_for, catalog
 from studio.gateways.errors import ACCOUNT, LOST, REJECTED, TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest, validate
-from studio.models import Job, JobEvent, JobInput, Share
+from studio.models import Image, Job, JobEvent, JobInput, Share
 
 log = logging.getLogger(__name__)
 
@@ -439,8 +439,17 @@ def download(job_id):
             or (f"The gateway returned {stored} of the {job.n_requested} images asked for.")
         )
         finish(job, PARTIAL, note=reason, error_message=reason)
+        thumbnails_later(job)
         return
     finish(job, SUCCEEDED, note=f"{stored} image(s) stored")
+    thumbnails_later(job)
+
+
+def thumbnails_later(job):
+    """The job is final (and charged): now its images' thumbnails, off its critical path."""
+    ids = list(job.images.filter(thumbnail="").values_list("pk", flat=True))
+    if ids:
+        transaction.on_commit(lambda: media.thumbnails_later(ids))  # the thread reads committed rows
 
 
 # --- polling -------------------------------------------------------------------------------
@@ -594,6 +603,8 @@ def apply_poll(job, state, error):
             fail(job, error.error_class, plain_message(error))
         return
     if state.status in ("pending", "running"):
+        if state.estimated_seconds and not job.estimated_seconds:
+            first_polls_after(job, state.estimated_seconds)
         expected = expected_result(job, state, now)
         Job.objects.filter(pk=job.pk, status=RUNNING).update(
             progress=state.progress if state.progress is not None else job.progress,
@@ -616,6 +627,19 @@ def apply_poll(job, state, error):
             REJECTED,
             plain_message(state.error) if state.error else "The gateway could not make the images.",
         )
+
+
+def first_polls_after(job, seconds):
+    """The gateway's first estimate for a job holds for the jobs of its gateway × model that the
+    gateway has said nothing about yet: their polls, made from STUDIO_POLL_DEFAULT_SECONDS or
+    an older history, move later, to when their result is expected. A burst of jobs is then
+    asked once each, when done, not early and again. (Only later: a claimed poll's next_poll is
+    a minute ahead and stays as its poller left it.)"""
+    due = F("submitted") + timedelta(seconds=seconds + settings.STUDIO_POLL_MARGIN_SECONDS)
+    Job.objects.filter(
+        gateway=job.gateway, model=job.model, status=RUNNING, estimated_seconds__isnull=True,
+        submitted__isnull=False, next_poll__lt=due,
+    ).exclude(pk=job.pk).update(next_poll=due)
 
 
 def expire_overdue():
@@ -713,10 +737,26 @@ def recover():
         Job.objects.filter(status=RUNNING, next_poll__gt=now).update(next_poll=now)
     # Queued jobs need nothing but a lane: it takes every due one itself.
     expire_overdue()
+    make_lost_thumbnails(now, stale)
     if lane_has_work():
         ensure_poller()
     workers.forget_silent()
     return resumed
+
+
+# Thumbnails are asked for again for a day; an original that can't be decoded is not tried forever.
+THUMBNAILS_RETRIED_FOR = timedelta(days=1)
+THUMBNAILS_AT_ONCE = 200
+
+
+def make_lost_thumbnails(now, stale):
+    """Images still without a thumbnail after the stale timeout: the process that was to make it
+    (media.thumbnails_later, at the lowest priority) was recycled or killed first."""
+    lost = Image.objects.filter(thumbnail="", created__lt=stale, created__gt=now - THUMBNAILS_RETRIED_FOR)
+    ids = list(lost.order_by("created").values_list("pk", flat=True)[:THUMBNAILS_AT_ONCE])
+    if ids:
+        async_task("studio.tasks.make_thumbnails", ids, task_name="make-thumbnails", save=False)
+    return ids
 
 
 RECOVERY_LEASE = "recovery"

@@ -12,13 +12,16 @@ its file.
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import hashlib
 import io
 import ipaddress
 import logging
 import os
+import queue
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -33,7 +36,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from PIL import Image as PILImage
 
@@ -146,17 +149,30 @@ def decode_checked(data, slots, decode):
     """(format, width, height, decode(image)): the header read and verified first (a size no
     gateway takes is refused before any pixel is decoded), then the image opened again and
     decoded while holding one of `slots`. Raises NotAnImage in plain words."""
+    fmt, width, height = header_checked(data)
+    with refused_in_plain_words(), slots, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
+        return fmt, width, height, decode(image)
+
+
+def header_checked(data):
+    """(format, width, height) from the header, and Pillow's verify(): for PNG that checks the
+    CRC of every chunk to the end, for the other formats little. Raises NotAnImage."""
+    with refused_in_plain_words(), PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
+        fmt, width, height = image.format, image.width, image.height
+        if width * height > MAX_INPUT_PIXELS:
+            raise NotAnImage(f"It is {width}×{height} px, far larger than any gateway takes "
+                             f"(at most {catalog.INPUT_MAX_SIDE} px a side).")
+        image.verify()
+    return fmt, width, height
+
+
+@contextlib.contextmanager
+def refused_in_plain_words():
+    """Pillow's refusals (a decompression bomb, a broken or unknown file) as NotAnImage."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
-                fmt, width, height = image.format, image.width, image.height
-                if width * height > MAX_INPUT_PIXELS:
-                    raise NotAnImage(f"It is {width}×{height} px, far larger than any gateway takes "
-                                     f"(at most {catalog.INPUT_MAX_SIDE} px a side).")
-                image.verify()
-            with slots, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
-                return fmt, width, height, decode(image)
+            yield
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
         raise NotAnImage(
             "It decodes to far more pixels than its file size suggests, so it was refused."
@@ -642,9 +658,20 @@ def read_body(response, deadline, cut):
 RESULT_DECODES = threading.BoundedSemaphore(4)
 
 
-def read_result(data):
-    """(Facts, WebP thumbnail bytes) of a gateway's result, decoding it once: the thumbnail's
-    decode is what proves the image whole. Raises NotAnImage."""
+# A PNG carries a CRC on every chunk, and verify() checks them all: that alone proves a result
+# whole, so its thumbnail (a full decode, about 30 ms of CPU for 1K) need not hold up the job.
+# The other formats prove whole only by decoding, which makes the thumbnail too.
+CHECKSUMMED_FORMATS = {"PNG"}
+
+
+def read_result(data, thumbnail_later=False):
+    """(Facts, WebP thumbnail bytes or None) of a gateway's result. The image is proven whole
+    first: by decoding it once for the thumbnail, or with `thumbnail_later` and a checksummed
+    format by its checksums alone (no thumbnail yet). Raises NotAnImage."""
+    if thumbnail_later:
+        fmt, width, height = header_checked(data)
+        if fmt in CHECKSUMMED_FORMATS:
+            return Facts(fmt, width, height, None), None
     fmt, width, height, (thumbnail, has_alpha) = decode_checked(data, RESULT_DECODES, thumbnail_of)
     return Facts(fmt, width, height, has_alpha), thumbnail
 
@@ -684,8 +711,10 @@ def result_bytes(entry, gateway=None):
     raise ValueError(DOWNLOAD_FAILED)
 
 
-def store_result(job, entry, data):
-    facts, thumbnail = read_result(data)
+def store_result(job, entry, data, thumbnail_later=False):
+    """Store one result (proven whole, see read_result) as an Image of `job`, with its thumbnail
+    unless that was left for later (make_thumbnail). None when this index was stored already."""
+    facts, thumbnail = read_result(data, thumbnail_later)
     index = entry["index"]
     # Stored exactly as the gateway sent it: originals are never re-encoded.
     digest = hashlib.sha256(data).hexdigest()
@@ -703,21 +732,26 @@ def store_result(job, entry, data):
         seed=job.request.get("seed"),
     )
     image.file.save(name, ContentFile(data), save=False)
-    image.thumbnail.save(f"{index + 1:02d}.webp", ContentFile(thumbnail), save=False)
+    if thumbnail is not None:
+        image.thumbnail.save(thumbnail_name(image), ContentFile(thumbnail), save=False)
     try:
         image.save()
     except IntegrityError:
         # Another run of the same download stored this index first; keep theirs.
-        default_storage.delete(image.file.name)
-        default_storage.delete(image.thumbnail.name)
+        delete_image_files(image)
         return None
     return image
 
 
+def thumbnail_name(image):
+    return f"{image.index + 1:02d}.webp"
+
+
 def download_results(job):
     """Store every result of the job not stored yet, fetching up to STUDIO_DOWNLOAD_PARALLEL at
-    once and storing each (with its thumbnail) as it arrives, so a batch's thumbnails show one
-    by one. Returns plain-words problems, if any."""
+    once and storing each as it arrives, so a batch's images show one by one. A PNG's thumbnail
+    is left to this process's thumbnail thread (thumbnails_later), once the job is final.
+    Returns plain-words problems, if any."""
     have = set(job.images.values_list("index", flat=True))
     wanted = [entry for entry in job.results if entry["index"] not in have]
     if not wanted:
@@ -729,7 +763,7 @@ def download_results(job):
         for done in as_completed(fetches):
             entry = fetches[done]
             try:
-                store_result(job, entry, done.result())
+                store_result(job, entry, done.result(), thumbnail_later=True)
             except (ValueError, NotAnImage, OSError) as exc:
                 log.warning("job %s image %s: %s", job.pk, entry["index"], exc)
                 problems.append(
@@ -741,6 +775,78 @@ def download_results(job):
             if "incoming" in entry:
                 default_storage.delete(entry["incoming"])
     return sorted(problems)
+
+
+# --- thumbnails made after the job is final ------------------------------------------------
+
+# Each process that downloads has one thumbnail thread, at the lowest CPU priority: in a burst of
+# results the downloads (and so the jobs' final status and charge) take the CPU first, and the
+# thumbnails use what is left. Until its thumbnail exists an image is shown from its original
+# (views.files.serve_thumbnail). A thumbnail lost with its process (recycled or killed) is made
+# by the watchdog (jobs.recover → make_thumbnails).
+THUMBNAIL_QUEUE = queue.Queue()  # join() waits until every image handed over is done
+THUMBNAIL_THREAD_LOCK = threading.Lock()
+thumbnail_thread = None
+
+
+def thumbnails_later(image_ids):
+    """Hand stored images (committed) to this process's thumbnail thread."""
+    global thumbnail_thread
+    for image_id in image_ids:
+        THUMBNAIL_QUEUE.put(image_id)
+    with THUMBNAIL_THREAD_LOCK:
+        # Not alive in a forked child whose parent had started one: start it again.
+        if thumbnail_thread is None or not thumbnail_thread.is_alive():
+            thumbnail_thread = threading.Thread(target=make_queued_thumbnails, name="thumbnails", daemon=True)
+            thumbnail_thread.start()
+
+
+def make_queued_thumbnails():
+    lowest_cpu_priority()
+    while True:
+        image_id = THUMBNAIL_QUEUE.get()
+        try:
+            make_thumbnails([image_id])
+        except Exception:  # the thread serves the whole process: one bad image must not end it
+            log.exception("image %s: the thumbnail could not be made", image_id)
+        finally:
+            if THUMBNAIL_QUEUE.empty():
+                connection.close()  # an idle thread holds no connection
+            THUMBNAIL_QUEUE.task_done()
+
+
+def lowest_cpu_priority():
+    """Nice 19 for the calling thread alone (Linux: a thread id is a process id to setpriority).
+    Pillow decodes and encodes without the GIL, so the process's other threads go on meanwhile."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError as exc:
+            log.warning("the thumbnail thread keeps its CPU priority: %s", exc)
+
+
+def make_thumbnails(image_ids):
+    """Make the missing thumbnails of these images (a second run does nothing)."""
+    for image in Image.objects.filter(pk__in=image_ids, thumbnail="").select_related("job"):
+        make_thumbnail(image)
+
+
+def make_thumbnail(image):
+    """Decode a stored original once more and save its thumbnail. False when someone else made
+    it first, the image is gone, or the original can't be decoded (it is then shown as it is)."""
+    try:
+        *_, (thumbnail, _) = decode_checked(stored_bytes(image.file), RESULT_DECODES, thumbnail_of)
+    except NotAnImage as problem:
+        log.warning("image %s: no thumbnail, the original can't be decoded: %s", image.pk, problem)
+        return False
+    name = default_storage.save(
+        image.thumbnail.field.generate_filename(image, thumbnail_name(image)), ContentFile(thumbnail)
+    )
+    if not Image.objects.filter(pk=image.pk, thumbnail="").update(thumbnail=name):
+        default_storage.delete(name)  # made twice, or the image was deleted meanwhile
+        return False
+    image.thumbnail.name = name
+    return True
 
 
 def delete_images(images):

@@ -209,6 +209,10 @@ class Image(models.Model):
             models.Index(fields=["owner", "-id"]),
             # The gallery's order: newest job first, a job's images in their order (1 of 4 first).
             models.Index(fields=["owner", "-job", "index"], name="image_gallery_order"),
+            # The watchdog's look for thumbnails not made (jobs.make_lost_thumbnails): few rows.
+            models.Index(
+                fields=["created"], condition=models.Q(thumbnail=""), name="image_thumbnail_missing"
+            ),
         ]
         constraints = [models.UniqueConstraint(fields=["job", "index"], name="image_job_index")]
 

@@ -2,7 +2,7 @@
 
 from django_q.tasks import async_task
 
-from studio import jobs, workers
+from studio import jobs, media, workers
 from studio import lane as lane_module
 
 
@@ -18,6 +18,10 @@ def submit_job(job_id):
 
 def download_job(job_id):
     jobs.download(job_id)
+
+
+def make_thumbnails(image_ids):
+    media.make_thumbnails(image_ids)
 
 
 def lane():

@@ -25,6 +25,17 @@ def no_failed_logins_from_other_tests(settings):
         settings.AXES_HANDLER = settings.AXES_HANDLER
 
 
+@pytest.fixture(autouse=True)
+def thumbnails_made():
+    """A download in this process leaves its thumbnails to this process's thumbnail thread: each
+    test ends when the thread has done them, so none runs into the next test's database (or holds
+    a connection when the test database is dropped)."""
+    yield
+    from studio import media
+
+    media.THUMBNAIL_QUEUE.join()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def media_bucket():
     """With STUDIO_S3_BUCKET (CI's third configuration: moto's server on loopback, spoken to over

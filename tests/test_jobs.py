@@ -13,11 +13,11 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from studio import jobs, ledger
+from studio import jobs, ledger, media, tasks
 from studio import simulator as sim
 from studio.gateways.errors import TRANSIENT, GatewayError
 from studio.gateways.request import ImageRequest
-from studio.models import Job, JobEvent, LedgerEntry, Price, Upload
+from studio.models import Image, Job, JobEvent, LedgerEntry, Price, Upload
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -108,6 +108,8 @@ def test_it_makes_downloads_and_charges(simulator, owner, priced, gateway, model
 
     job = run_to_end(job)
     assert job.status == Job.SUCCEEDED, job.error_message
+    # Final (and charged) before the thumbnails: this process's thumbnail thread makes them next.
+    media.THUMBNAIL_QUEUE.join()
     images = list(job.images.order_by("index"))
     assert [image.index for image in images] == list(range(n))
     for image in images:
@@ -532,3 +534,66 @@ def test_a_retried_submit_that_then_goes_through_clears_its_retrying_note(simula
     job = run_to_end(job)
     assert job.status == Job.SUCCEEDED
     assert (job.error_class, job.error_message) == ("", "")
+
+
+def running(owner, model="wan2.7-image", submitted_ago=1.0, next_poll_in=4.0, **fields):
+    now = timezone.now()
+    return Job.objects.create(
+        owner=owner, gateway="apimart", model=model, mode="text-to-image", prompt="a fox", n_requested=1,
+        request=text_request(model=model, n=1).to_dict(), status=Job.RUNNING, remote_task_id="task",
+        submitted=now - timedelta(seconds=submitted_ago), next_poll=now + timedelta(seconds=next_poll_in),
+        unit_price=Decimal("0.20"), hold_amount=Decimal("0.20"), **fields,
+    )
+
+
+def test_a_first_estimate_moves_the_first_polls_of_the_jobs_sent_with_it(owner, settings):
+    from studio.gateways.results import TaskState
+
+    settings.STUDIO_POLL_MARGIN_SECONDS = 0.25
+    asked = running(owner)
+    burst = [running(owner, submitted_ago=0.5), running(owner, submitted_ago=0.2)]
+    claimed = running(owner, next_poll_in=60)  # a poller holds it: left as it is
+    told = running(owner, estimated_seconds=3)  # its gateway has spoken for it already
+    other_model = running(owner, model="wan2.7-image-pro")
+    later = running(owner, next_poll_in=30)  # only ever later, not sooner
+
+    jobs.apply_poll(asked, TaskState("task", "running", progress=20, estimated_seconds=12), None)
+
+    for job in burst:
+        job.refresh_from_db()
+        assert job.next_poll == job.submitted + timedelta(seconds=12.25)
+    for job in (claimed, told, other_model, later):
+        before = job.next_poll
+        job.refresh_from_db()
+        assert job.next_poll == before
+    asked.refresh_from_db()
+    assert asked.estimated_seconds == 12
+    assert asked.next_poll == asked.submitted + timedelta(seconds=12.25)
+
+    # A second answer for the same job moves nothing again.
+    Job.objects.filter(pk=burst[0].pk).update(next_poll=timezone.now())
+    asked.refresh_from_db()
+    jobs.apply_poll(asked, TaskState("task", "running", progress=60, estimated_seconds=12), None)
+    assert Job.objects.get(pk=burst[0].pk).next_poll <= timezone.now()
+
+
+def test_the_watchdog_has_lost_thumbnails_made(owner):
+    from tests.view_helpers import image_bytes, make_job
+
+    job = make_job(owner, images=0, n=4)
+    made = [media.store_result(job, {"index": index}, image_bytes(64, 48), thumbnail_later=True)
+            for index in range(4)]
+    lost, fresh, given_up, done = made
+    now = timezone.now()
+    ago = now - timedelta(seconds=jobs.settings.STUDIO_STALE_SECONDS + 60)
+    Image.objects.filter(pk__in=[lost.pk, done.pk]).update(created=ago)
+    Image.objects.filter(pk=given_up.pk).update(created=now - timedelta(days=2))
+    media.make_thumbnail(done)
+
+    stale = now - timedelta(seconds=jobs.settings.STUDIO_STALE_SECONDS)
+    assert jobs.make_lost_thumbnails(now, stale) == [lost.pk]
+    assert not Image.objects.get(pk=fresh.pk).thumbnail  # its thread may still be at it
+
+    tasks.make_thumbnails([lost.pk])
+    assert Image.objects.get(pk=lost.pk).thumbnail.name.endswith(".webp")
+    assert jobs.make_lost_thumbnails(now, stale) == []

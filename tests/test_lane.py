@@ -117,7 +117,8 @@ def test_a_batch_downloads_its_images_at_once(simulator, qcluster, owner, priced
     job.refresh_from_db()
     assert job.status == Job.SUCCEEDED, job.error_message
     assert sorted(job.images.values_list("index", flat=True)) == [0, 1, 2, 3]
-    assert all(image.thumbnail.name for image in job.images.all())
+    # The job is final first; its worker's thumbnail thread makes the thumbnails after.
+    wait_for(lambda: all(image.thumbnail.name for image in job.images.all()), message="the thumbnails")
     assert LedgerEntry.objects.get(job=job, kind="charge").amount == job.unit_price * 4
 
 

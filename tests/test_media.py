@@ -1,13 +1,19 @@
 import io
+import os
+import struct
+import sys
 import zipfile
+import zlib
 from decimal import Decimal
 
 import pytest
+from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from studio import media
 from studio.gateways import catalog
 from studio.gateways.request import ImageRequest, InputImage, validate
+from studio.models import Image
 from tests.view_helpers import image_bytes, make_job
 
 ANYFAST = catalog.offer("anyfast", "wan2.7-image")
@@ -164,3 +170,85 @@ def test_zip_stream_holds_every_original(owner):
     assert len(archive.namelist()) == 2
     with images[1].file.open("rb") as handle:
         assert archive.read(archive.namelist()[1]) == handle.read()
+
+
+# --- results: proven whole, thumbnail now or later ------------------------------------------
+
+
+def png_chunk(kind, payload):
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def png_with_bad_pixels():
+    """A PNG whose every checksum is right but whose pixel data is not deflate data: only a
+    decode can tell (a hostile gateway could send one)."""
+    header = struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"not deflate " * 40)
+            + png_chunk(b"IEND", b""))
+
+
+def test_a_png_result_is_proven_whole_by_its_checksums_and_its_thumbnail_left_for_later():
+    facts, thumbnail = media.read_result(image_bytes(640, 480), thumbnail_later=True)
+    assert (facts.format, facts.width, facts.height, thumbnail) == ("PNG", 640, 480, None)
+    facts, thumbnail = media.read_result(image_bytes(640, 480))
+    assert PILImage.open(io.BytesIO(thumbnail)).format == "WEBP"
+
+
+@pytest.mark.parametrize("damage", ["flipped", "cut"])
+def test_a_damaged_png_result_is_refused_without_decoding_it(damage):
+    data = bytearray(image_bytes(640, 480))
+    if damage == "flipped":
+        data[len(data) // 2] ^= 0x55  # inside the pixel data: its chunk's CRC no longer holds
+    else:
+        data = data[: len(data) * 2 // 3]
+    with pytest.raises(media.NotAnImage):
+        media.read_result(bytes(data), thumbnail_later=True)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_a_result_without_checksums_is_decoded_at_once_and_gets_its_thumbnail(fmt):
+    facts, thumbnail = media.read_result(image_bytes(640, 480, fmt=fmt), thumbnail_later=True)
+    assert facts.format == fmt
+    assert PILImage.open(io.BytesIO(thumbnail)).size == (512, 384)
+
+
+@pytest.mark.django_db
+def test_a_thumbnail_is_made_once_and_not_for_an_image_deleted_meanwhile(owner):
+    job = make_job(owner, images=0, n=2)
+    image = media.store_result(job, {"index": 0}, image_bytes(640, 480), thumbnail_later=True)
+    assert not image.thumbnail and default_storage.exists(image.file.name)
+    again = Image.objects.get(pk=image.pk)
+    assert media.make_thumbnail(image)
+    with default_storage.open(image.thumbnail.name) as handle:
+        assert PILImage.open(handle).size == (512, 384)
+    folder = os.path.dirname(image.thumbnail.name)
+    before = default_storage.listdir(folder)[1]
+    assert not media.make_thumbnail(again)  # made already: the second one's file is not kept
+    assert default_storage.listdir(folder)[1] == before
+
+    gone = media.store_result(job, {"index": 1}, image_bytes(640, 480), thumbnail_later=True)
+    Image.objects.filter(pk=gone.pk).delete()
+    assert not media.make_thumbnail(gone)
+    assert default_storage.listdir(folder)[1] == before
+
+
+@pytest.mark.django_db
+def test_an_original_that_does_not_decode_keeps_no_thumbnail(owner):
+    job = make_job(owner, images=0, n=1)
+    image = media.store_result(job, {"index": 0}, png_with_bad_pixels(), thumbnail_later=True)
+    assert image.width == 64 and not image.thumbnail
+    assert not media.make_thumbnail(image)
+    assert not Image.objects.get(pk=image.pk).thumbnail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_thumbnail_thread_makes_them_at_the_lowest_cpu_priority(owner):
+    job = make_job(owner, images=0, n=3)
+    stored = [media.store_result(job, {"index": index}, image_bytes(640, 480), thumbnail_later=True)
+              for index in range(3)]
+    media.thumbnails_later([image.pk for image in stored])
+    media.THUMBNAIL_QUEUE.join()
+    assert all(image.thumbnail.name.endswith(".webp") for image in job.images.all())
+    if sys.platform.startswith("linux"):
+        assert os.getpriority(os.PRIO_PROCESS, media.thumbnail_thread.native_id) == 19
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the thread alone, not the process

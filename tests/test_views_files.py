@@ -1,7 +1,8 @@
 import pytest
 from django.urls import reverse
 
-from tests.view_helpers import make_job, make_upload
+from studio import media
+from tests.view_helpers import image_bytes, make_job, make_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +42,22 @@ def test_download_is_an_attachment(owner_client, image):
 def test_thumbnail_is_webp(owner_client, image):
     response = owner_client.get(reverse("image_thumbnail", args=[image.pk]))
     assert response["Content-Type"] == "image/webp"
+
+
+def test_until_its_thumbnail_is_made_the_original_stands_in_and_is_not_kept(owner_client, owner):
+    job = make_job(owner, images=0, n=1)
+    image = media.store_result(job, {"index": 0}, image_bytes(640, 480), thumbnail_later=True)
+    assert not image.thumbnail
+    response = owner_client.get(reverse("image_thumbnail", args=[image.pk]))
+    assert response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == "private, no-cache"
+    with image.file.open("rb") as handle:
+        assert body(response) == handle.read()
+
+    assert media.make_thumbnail(image)
+    response = owner_client.get(reverse("image_thumbnail", args=[image.pk]))
+    assert response["Content-Type"] == "image/webp"
+    assert response["Cache-Control"] == "private, max-age=31536000, immutable"
 
 
 @pytest.mark.parametrize("name", ["image_file", "image_thumbnail"])

@@ -18,7 +18,7 @@ from studio.models import Image, Upload
 CACHE_FOREVER = "private, max-age=31536000, immutable"
 
 
-def serve(field, content_type, filename, attachment):
+def serve(field, content_type, filename, attachment, cache_control=CACHE_FOREVER):
     if not field or not field.name:
         raise Http404("This file is missing.")
     try:
@@ -26,7 +26,7 @@ def serve(field, content_type, filename, attachment):
     except FileNotFoundError:
         raise Http404("This file is missing.") from None
     response = FileResponse(handle, content_type=content_type, as_attachment=attachment, filename=filename)
-    response["Cache-Control"] = CACHE_FOREVER
+    response["Cache-Control"] = cache_control
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -50,10 +50,15 @@ def serve_original(request, image):
     return serve(image.file, image.mime, download_name(image), request.GET.get("download") == "1")
 
 
+# The thumbnail's address answers with the original until the thumbnail is made: the browser
+# must ask again, not keep the original under that address for a year.
+NOT_KEPT = "private, no-cache"
+
+
 def serve_thumbnail(image):
-    """The image's thumbnail, or its original where it has none."""
+    """The image's thumbnail; its original until the thumbnail is made (media.thumbnails_later)."""
     if not image.thumbnail:
-        return serve(image.file, image.mime, download_name(image), False)
+        return serve(image.file, image.mime, download_name(image), False, cache_control=NOT_KEPT)
     return serve(image.thumbnail, "image/webp", f"thumb-{image.pk}.webp", False)
 
 

@@ -1,7 +1,7 @@
 """The pipeline at gateway speed: the portal against a plain client, same simulator, same sitting.
 
-The portal runs as `make run` runs it: `manage.py run_studio` (gunicorn, 2 workers × 8 threads,
-and one django-q2 cluster), all on 127.0.0.1. The simulator, with a fixed latency
+The portal runs as `make run` runs it: `manage.py run_studio` (gunicorn, STUDIO_WEB_WORKERS ×
+STUDIO_WEB_THREADS, and one django-q2 cluster), all on 127.0.0.1. The simulator, with a fixed latency
 (STUDIO_SIMULATOR_LATENCY), is the same Django project served by a gunicorn of its own on the
 next port (2 workers × SIMULATOR_THREADS threads), not the portal's /sim/: a blocking anyfast call
 holds a server thread for the whole generation, and 20 of them would take every thread of the

@@ -2,7 +2,7 @@
 
 A throwaway SQLite database, one user with 20 running apimart jobs (each with a hold, the
 gateway's progress, no expected time, so nothing on a card moves with the clock alone). gunicorn
-runs as `make run` starts it (studio.wsgi, 2 workers × 8 threads) on 127.0.0.1; no worker
+runs as `make run` starts it (studio.wsgi, STUDIO_WEB_WORKERS × STUDIO_WEB_THREADS) on 127.0.0.1; no worker
 cluster, so only the bench writes to the jobs. The bench logs in, reads the 20 cards' tokens from
 /jobs/ as the browser does, and locust (headless, FastHttpUser, 8 users asking back to back)
 drives each phase for DURATION seconds, a /healthz phase before and after each poll phase:
@@ -145,8 +145,10 @@ def server_env(var_dir):
 
 def start_gunicorn(env, port, log):
     # The web half of `make run` (studio/management/commands/run_studio.py), without its log.
-    command = [str(BIN / "gunicorn"), "studio.wsgi", "-b", f"127.0.0.1:{port}", "--workers", "2",
-               "--threads", "8", "--timeout", "360", "--log-level", "warning", "--graceful-timeout", "3"]
+    from studio.management.commands.run_studio import web_processes
+
+    command = [str(BIN / "gunicorn"), "studio.wsgi", "-b", f"127.0.0.1:{port}", *web_processes(),
+               "--timeout", "360", "--log-level", "warning", "--graceful-timeout", "3"]
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 

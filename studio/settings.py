@@ -176,6 +176,15 @@ TEMPLATES = [
 # a new connection for every task handed over and every broker poll. Lower it (0: one connection
 # per request) when many threads share a small PostgreSQL `max_connections`.
 DB_CONN_MAX_AGE = env_int("STUDIO_DB_CONN_MAX_AGE", 60)
+
+# The web server of `make run` (manage.py run_studio): gunicorn processes × threads each. A
+# process's threads share one GIL, handed over at every query; with 16 threads as 4 × 4 rather
+# than 2 × 8 the jobs page's poll served 2.5 times the requests (bench/poll_fragment.py).
+STUDIO_WEB_WORKERS = env_int("STUDIO_WEB_WORKERS", 4)
+STUDIO_WEB_THREADS = env_int("STUDIO_WEB_THREADS", 4)
+for name, value in (("STUDIO_WEB_WORKERS", STUDIO_WEB_WORKERS), ("STUDIO_WEB_THREADS", STUDIO_WEB_THREADS)):
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, not {value}")
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'studio.sqlite3'}", DB_CONN_MAX_AGE

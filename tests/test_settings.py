@@ -33,6 +33,7 @@ print(json.dumps({
     "STORAGE": settings.STORAGES["default"],
     "WORKER_HOST": settings.STUDIO_WORKER_HOST,
     "HEARTBEAT": [settings.STUDIO_HEARTBEAT_SECONDS, settings.STUDIO_HEARTBEAT_TIMEOUT],
+    "WEB": [settings.STUDIO_WEB_WORKERS, settings.STUDIO_WEB_THREADS],
 }))
 """
 
@@ -163,6 +164,15 @@ def test_connections_are_kept_a_minute_unless_told(tmp_path):
     result = load_settings(tmp_path, STUDIO_DB_CONN_MAX_AGE="forever")
     assert result.returncode != 0
     assert "STUDIO_DB_CONN_MAX_AGE must be a whole number" in result.stderr
+
+
+def test_the_web_server_runs_four_processes_of_four_threads_unless_told(tmp_path):
+    assert settings_for(tmp_path)["WEB"] == [4, 4]
+    assert settings_for(tmp_path, STUDIO_WEB_WORKERS="2", STUDIO_WEB_THREADS="8")["WEB"] == [2, 8]
+    for name in ("STUDIO_WEB_WORKERS", "STUDIO_WEB_THREADS"):
+        result = load_settings(tmp_path, **{name: "0"})
+        assert result.returncode != 0
+        assert f"{name} must be at least 1, not 0" in result.stderr
 
 
 def test_bad_number_is_a_clear_error(tmp_path):

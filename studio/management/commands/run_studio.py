@@ -29,8 +29,7 @@ class Command(BaseCommand):
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
         gunicorn = os.path.join(os.path.dirname(python), "gunicorn")
-        # Threaded, so the simulator's blocking gateway does not starve pages.
-        web = [gunicorn, "studio.wsgi", "-b", bind, "--workers", "2", "--threads", "8", "--timeout", "360",
+        web = [gunicorn, "studio.wsgi", "-b", bind, *web_processes(), "--timeout", "360",
                "--access-logfile", "-", "--log-level", "warning", "--graceful-timeout", "3"]
         children = {"web": start(web), "worker": start([python, manage, "run_worker"])}
         checker = start([python, manage, "check_worker"])
@@ -48,6 +47,12 @@ class Command(BaseCommand):
         finally:
             stop([*children.values(), checker])
         self.stdout.write("Image Studio stopped.")
+
+
+def web_processes():
+    """gunicorn's processes and threads. Threaded, so the simulator's blocking gateway does not
+    starve pages; several processes, so the threads do not all wait for one GIL."""
+    return ["--workers", str(settings.STUDIO_WEB_WORKERS), "--threads", str(settings.STUDIO_WEB_THREADS)]
 
 
 def start(command):

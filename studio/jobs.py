@@ -428,7 +428,8 @@ def download(job_id):
         log.info("job %s: another worker claimed its download first", job.pk)
         return
     problems = media.download_results(job)
-    stored = job.images.count()
+    thumbnails = dict(job.images.values_list("pk", "thumbnail"))  # this run's images and earlier runs'
+    stored = len(thumbnails)
     if stored == 0:
         fail(job, LOST, problems[0] if problems else "The gateway returned no images.")
         return
@@ -439,17 +440,12 @@ def download(job_id):
             or (f"The gateway returned {stored} of the {job.n_requested} images asked for.")
         )
         finish(job, PARTIAL, note=reason, error_message=reason)
-        thumbnails_later(job)
-        return
-    finish(job, SUCCEEDED, note=f"{stored} image(s) stored")
-    thumbnails_later(job)
-
-
-def thumbnails_later(job):
-    """The job is final (and charged): now its images' thumbnails, off its critical path."""
-    ids = list(job.images.filter(thumbnail="").values_list("pk", flat=True))
-    if ids:
-        transaction.on_commit(lambda: media.thumbnails_later(ids))  # the thread reads committed rows
+    else:
+        finish(job, SUCCEEDED, note=f"{stored} image(s) stored")
+    # The job is final (and charged): now the thumbnails left for later, off its critical path.
+    later = [pk for pk, thumbnail in thumbnails.items() if not thumbnail]
+    if later:
+        transaction.on_commit(lambda: media.thumbnails_later(later))  # the thread reads committed rows
 
 
 # --- polling -------------------------------------------------------------------------------

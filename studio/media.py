@@ -150,8 +150,13 @@ def decode_checked(data, slots, decode):
     gateway takes is refused before any pixel is decoded), then the image opened again and
     decoded while holding one of `slots`. Raises NotAnImage in plain words."""
     fmt, width, height = header_checked(data)
+    return fmt, width, height, decoded(data, slots, decode)
+
+
+def decoded(data, slots, decode):
+    """decode(image) of data whose header_checked() passed, holding one of `slots`."""
     with refused_in_plain_words(), slots, PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS) as image:
-        return fmt, width, height, decode(image)
+        return decode(image)
 
 
 def header_checked(data):
@@ -668,11 +673,10 @@ def read_result(data, thumbnail_later=False):
     """(Facts, WebP thumbnail bytes or None) of a gateway's result. The image is proven whole
     first: by decoding it once for the thumbnail, or with `thumbnail_later` and a checksummed
     format by its checksums alone (no thumbnail yet). Raises NotAnImage."""
-    if thumbnail_later:
-        fmt, width, height = header_checked(data)
-        if fmt in CHECKSUMMED_FORMATS:
-            return Facts(fmt, width, height, None), None
-    fmt, width, height, (thumbnail, has_alpha) = decode_checked(data, RESULT_DECODES, thumbnail_of)
+    fmt, width, height = header_checked(data)
+    if thumbnail_later and fmt in CHECKSUMMED_FORMATS:
+        return Facts(fmt, width, height, None), None
+    thumbnail, has_alpha = decoded(data, RESULT_DECODES, thumbnail_of)
     return Facts(fmt, width, height, has_alpha), thumbnail
 
 

@@ -291,7 +291,7 @@ def portal_records(prefix, submitted):
 
     records = {}
     rows = Job.objects.filter(prompt__startswith=prefix).annotate(stored=Min("images__created")).values(
-        "prompt", "status", "created", "submitted", "first_result", "stored", "finished"
+        "prompt", "status", "error_message", "created", "submitted", "first_result", "stored", "finished"
     )
     for row in rows.iterator():
         done = row["finished"].timestamp() if row["finished"] and row["status"] == "succeeded" else None
@@ -300,7 +300,8 @@ def portal_records(prefix, submitted):
             "submitted": submitted[row["prompt"]],
             "done": done,
             "seen": seen.timestamp() if seen else None,
-            "status": row["status"],
+            # A job that did not succeed is counted with its reason, so a failed run says why.
+            "status": row["status"] if row["status"] == "succeeded" else f"{row['status']} ({row['error_message'][:100]})",
             # The portal's own stages, for where the time goes.
             "stages": [stamp and stamp.timestamp() for stamp in
                        (row["created"], row["submitted"], seen, row["stored"], row["finished"])],

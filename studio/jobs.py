@@ -10,13 +10,15 @@ No transaction or lock is held across a gateway HTTP call.
 """
 
 import logging
+import math
 import random
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -418,8 +420,7 @@ def download(job_id):
     # One live worker downloads a job at a time: the claim is taken by compare-and-set, and only
     # when it is free (handed over, ""), ours, or its worker's heartbeat says it is dead.
     me = workers.worker_id()
-    if job.claimed_by not in ("", me) and not workers.worker_is_dead(job.claimed_by):
-        log.info("job %s: %s is downloading it already", job.pk, job.claimed_by)
+    if not claim_is_free(job, me):
         return
     taken = Job.objects.filter(pk=job.pk, status=DOWNLOADING, claimed_by=job.claimed_by).update(
         claimed_by=me, updated=timezone.now()
@@ -428,6 +429,18 @@ def download(job_id):
         log.info("job %s: another worker claimed its download first", job.pk)
         return
     problems = media.download_results(job)
+    finish_download(job, problems)
+
+
+def claim_is_free(job, me):
+    if job.claimed_by in ("", me) or workers.worker_is_dead(job.claimed_by):
+        return True
+    log.info("job %s: %s is downloading it already", job.pk, job.claimed_by)
+    return False
+
+
+def finish_download(job, problems):
+    """Final status and charge for the images stored (a job of several may keep some)."""
     thumbnails = dict(job.images.values_list("pk", "thumbnail"))  # this run's images and earlier runs'
     stored = len(thumbnails)
     if stored == 0:
@@ -446,6 +459,82 @@ def download(job_id):
     later = [pk for pk, thumbnail in thumbnails.items() if not thumbnail]
     if later:
         transaction.on_commit(lambda: media.thumbnails_later(later))  # the thread reads committed rows
+
+
+def download_all(job_ids):
+    """The downloads of one task. A job of several images goes as download() takes it, each image
+    stored as it arrives. Single-image jobs are fetched side by side on threads (HTTP and the
+    checksums only), and whatever has arrived is recorded in one transaction: claim, image, final
+    status and charge. In a burst of results that is one wait for SQLite's write lock for several
+    jobs, not three for each; a job whose result comes late is recorded when it comes."""
+    me = workers.worker_id()
+    found = Job.objects.filter(pk__in=job_ids, status=DOWNLOADING)
+    begun = set(Image.objects.filter(job_id__in=job_ids).values_list("job_id", flat=True))
+    singles = []
+    for job in found:
+        if job.n_requested > 1 or job.pk in begun:
+            download(job.pk)  # images stored one by one (or an earlier run's first ones kept)
+        elif claim_is_free(job, me):
+            singles.append(job)
+    if not singles:
+        return
+    arrived = [(job, None, "The gateway returned no images.") for job in singles if not job.results]
+    with ThreadPoolExecutor(min(len(singles), settings.STUDIO_DOWNLOAD_JOBS_PER_TASK)) as pool:
+        fetching = {pool.submit(media.fetch_result, job.results[0], job.gateway): job
+                    for job in singles if job.results}
+        while fetching or arrived:
+            if not arrived:
+                wait(fetching, return_when=FIRST_COMPLETED)
+            for future in [future for future in fetching if future.done()]:
+                arrived.append(fetched(fetching.pop(future), future))
+            record_downloads([item for item in arrived if item is not None], me)
+            arrived = []
+
+
+def fetched(job, future):
+    """(job, (data, facts, thumbnail) or None, problem or None) of a finished fetch; None for a
+    bug of ours, which leaves the job to recovery (unclaimed, it is handed out again)."""
+    entry = job.results[0]
+    try:
+        return job, future.result(), None
+    except (ValueError, media.NotAnImage, OSError) as exc:
+        return job, None, media.result_problem(job, entry, exc)
+    except Exception:
+        log.exception("job %s: unexpected error while downloading", job.pk)
+        return None
+
+
+def record_downloads(arrived, me):
+    """Each arrived result stored and its job finished, all in one transaction, each job in a
+    savepoint of its own (one job's trouble is not every job's)."""
+    if not arrived:
+        return
+    done = []
+    with transaction.atomic():
+        for job, result, problem in arrived:
+            try:
+                with transaction.atomic():
+                    if record_download(job, result, problem, me):
+                        done.append(job)
+            except Exception:
+                log.exception("job %s: recording its download failed", job.pk)
+    for job in done:
+        if "incoming" in job.results[0]:
+            default_storage.delete(job.results[0]["incoming"])
+
+
+def record_download(job, result, problem, me):
+    """Claim (compare-and-set, as download() does), store and finish one single-image job."""
+    now = timezone.now()
+    if not Job.objects.filter(pk=job.pk, status=DOWNLOADING, claimed_by=job.claimed_by).update(
+        claimed_by=me, updated=now
+    ):
+        log.info("job %s: another worker claimed its download first", job.pk)
+        return False
+    if result is not None:
+        media.store_read_result(job, job.results[0], *result)
+    finish_download(job, [problem] if problem else [])
+    return True
 
 
 # --- polling -------------------------------------------------------------------------------
@@ -520,25 +609,22 @@ def lane_task_timeout():
     return int(settings.STUDIO_LANE_SECONDS + settings.STUDIO_SYNC_READ_TIMEOUT + 30)
 
 
-def claim_due_polls(now, limit, gateways=None):
-    """Running jobs whose poll is due, claimed by compare-and-set on next_poll (pushed a minute
-    ahead) so two pollers never ask twice; a crashed poller's claims fall due again."""
-    due = Job.objects.filter(status=RUNNING, next_poll__lte=now)
-    if gateways is not None:
-        due = due.filter(gateway__in=gateways)
-    due = list(due.order_by("next_poll")[:limit])
-    claimed = []
+def claim_due_polls(now, rooms):
+    """Running jobs whose poll is due, at most rooms[gateway] of each gateway (the calls it has
+    room for, so none is claimed only to be given back), claimed by pushing next_poll a minute
+    ahead in one UPDATE, so two pollers never ask twice; a crashed poller's claims fall due again."""
+    taking = []
+    for gateway, room in rooms.items():
+        if room > 0:
+            due = Job.objects.filter(status=RUNNING, gateway=gateway, next_poll__lte=now)
+            taking += due.order_by("next_poll").values_list("pk", flat=True)[:room]
+    if not taking:
+        return []
     lease = now + timedelta(seconds=60)
     with transaction.atomic():
-        for job in due:
-            if Job.objects.filter(pk=job.pk, status=RUNNING, next_poll=job.next_poll).update(next_poll=lease):
-                job.next_poll = lease
-                claimed.append(job)
-    return claimed
-
-
-def unclaim_poll(job, now):
-    Job.objects.filter(pk=job.pk, status=RUNNING, next_poll=job.next_poll).update(next_poll=now)
+        # Only the rows still due: one another poller claimed meanwhile has its lease already.
+        Job.objects.filter(pk__in=taking, status=RUNNING, next_poll__lte=now).update(next_poll=lease)
+        return list(Job.objects.filter(pk__in=taking, status=RUNNING, next_poll=lease).order_by("pk"))
 
 
 def ask_gateway(job):
@@ -560,25 +646,32 @@ def ask_gateway(job):
 def poll_once(limit=200):
     """Poll every due running job at once and apply the answers; downloads go to tasks. The
     lane does this continuously; this one-shot form serves the tests and the bench."""
-    claimed = claim_due_polls(timezone.now(), limit)
+    claimed = claim_due_polls(timezone.now(), dict.fromkeys(catalog.GATEWAYS, limit))
     if not claimed:
         return 0
     with ThreadPoolExecutor(max_workers=min(32, len(claimed))) as pool:
         answers = list(pool.map(ask_gateway, claimed))
-    for job, state, error in answers:
-        apply_poll(job, state, error)
+    enqueue_downloads([job for job, state, error in answers if apply_poll(job, state, error)])
     return len(claimed)
 
 
-def enqueue_download(job):
-    """Hand the job's download to a task. On the ORM broker the task is written in the caller's
-    transaction, if any (it commits with the job's `downloading`); a Redis worker could take it
-    before that commit, so there it is sent once the transaction has committed. A success is
-    not saved as a task result: the job is its own record (and django-q2 prunes saved results
-    with a scan of all of them)."""
+def enqueue_downloads(jobs_done):
+    """Hand these jobs' downloads to tasks (download_all): a job of several images to a task of
+    its own, single-image jobs up to STUDIO_DOWNLOAD_JOBS_PER_TASK a task, spread over the
+    cluster's workers. On the ORM broker the tasks are written in the caller's transaction, if
+    any (they commit with the jobs' `downloading`); a Redis worker could take one before that
+    commit, so there they are sent once the transaction has committed. A success is not saved
+    as a task result: the job is its own record (and django-q2 prunes saved results with a scan
+    of all of them)."""
+    singles = [job.pk for job in jobs_done if job.n_requested == 1]
+    spread = math.ceil(len(singles) / settings.Q_CLUSTER["workers"])
+    size = max(1, min(settings.STUDIO_DOWNLOAD_JOBS_PER_TASK, spread))
+    batches = [singles[at:at + size] for at in range(0, len(singles), size)]
+    batches += [[job.pk] for job in jobs_done if job.n_requested > 1]
 
     def send():
-        async_task("studio.tasks.download_job", job.pk, task_name=f"download-job-{job.pk}", save=False)
+        for batch in batches:
+            async_task("studio.tasks.download_jobs", batch, task_name=f"download-jobs-{batch[0]}", save=False)
 
     if settings.REDIS_URL:
         transaction.on_commit(send)
@@ -587,7 +680,8 @@ def enqueue_download(job):
 
 
 def apply_poll(job, state, error):
-    """Record a status answer; a finished task's results go to a download task."""
+    """Record a status answer. True when the task's results arrived: the caller hands the job to
+    a download task (enqueue_downloads), with the others of its pass."""
     now = timezone.now()
     if error is not None:
         if error.error_class == TRANSIENT:
@@ -611,8 +705,7 @@ def apply_poll(job, state, error):
         )
     elif state.status == "completed":
         # Handed over unclaimed: whichever worker takes the download task claims it.
-        if results_arrived(job, state, RUNNING, claimed_by=""):
-            enqueue_download(job)
+        return results_arrived(job, state, RUNNING, claimed_by="")
     elif state.status == "cancelled":
         finish(
             job, CANCELLED, note="cancelled by the gateway", error_message="The gateway cancelled the task."
@@ -711,20 +804,20 @@ def recover():
     """Resume what a killed worker left behind. Safe to run any time, any number of times."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.STUDIO_STALE_SECONDS)
-    resumed = 0
     for job in Job.objects.filter(status=SUBMITTING):
         if workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             # We cannot know whether the request reached the gateway: never resubmit blindly.
             fail_unconfirmed(job, REVIEW_STALE_SUBMIT)
     quiet = workers.fresh_since()
+    resuming = []
     for job in Job.objects.filter(status=DOWNLOADING):
         # Unclaimed for a heartbeat timeout: its download task was lost with a cluster (Redis
         # hands a task to one cluster) or waits in a long queue; a second task is harmless.
         lost = not job.claimed_by and job.updated < quiet
         if lost or workers.worker_is_dead(job.claimed_by) or job.updated < stale:
             Job.objects.filter(pk=job.pk, status=DOWNLOADING).update(claimed_by="", updated=now)
-            enqueue_download(job)
-            resumed += 1
+            resuming.append(job)
+    enqueue_downloads(resuming)
     # Running jobs only need the poller; make sure each has a next poll time.
     Job.objects.filter(status=RUNNING, next_poll__isnull=True).update(next_poll=now)
     # A poller killed mid-poll_once leaves the jobs it claimed 60 s ahead; with no live poller
@@ -737,7 +830,7 @@ def recover():
     if lane_has_work():
         ensure_poller()
     workers.forget_silent()
-    return resumed
+    return len(resuming)
 
 
 # Thumbnails are asked for again for a day; an original that can't be decoded is not tried forever.

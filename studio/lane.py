@@ -175,13 +175,11 @@ class Lane:
     def poll_due(self, now):
         """Ask about every running job whose poll is due, as many at once as there is room.
         Returns whether any gateway had room."""
-        open_to = [key for key in catalog.GATEWAYS if self.has_room(key)]
-        if not open_to:
+        limit = settings.STUDIO_GATEWAY_CONCURRENCY
+        rooms = {key: min(TAKE_AT_ONCE, limit - self.in_flight[key]) for key in catalog.GATEWAYS}
+        if not any(room > 0 for room in rooms.values()):
             return False
-        for job in jobs.claim_due_polls(now, TAKE_AT_ONCE, gateways=open_to):
-            if not self.has_room(job.gateway):
-                jobs.unclaim_poll(job, now)  # due again at once, for the next pass with room
-                continue
+        for job in jobs.claim_due_polls(now, rooms):
             self.in_flight[job.gateway] += 1
             self.calls.submit(self.call_poll, job)
         return True
@@ -193,23 +191,28 @@ class Lane:
 
     def apply_all(self, answers):
         """Every answer that came back, in one transaction (on SQLite one wait for the write lock
-        for a burst of completions, not one per job), each in a savepoint of its own."""
+        for a burst of completions, not one per job), each in a savepoint of its own; the jobs
+        whose results arrived go to download tasks together (jobs.enqueue_downloads)."""
         try:
             with transaction.atomic():
+                downloads = []
                 for answer in answers:
-                    self.apply(answer)
+                    downloads += self.apply(answer)
+                jobs.enqueue_downloads(downloads)
         except Exception:
             # Not committed: those jobs are asked again when their claim runs out (polls), or
             # recovery finds them `submitting` (never resent), as after a crash.
             log.exception("lane: committing %s answers failed", len(answers))
 
     def apply(self, answer):
+        """apply_one() in a savepoint: the jobs to download, none if it failed."""
         try:
             with transaction.atomic():
-                self.apply_one(answer)
+                return self.apply_one(answer)
         except Exception:
             # One job's trouble must not stop every other job's lane.
             log.exception("lane: applying %s failed", answer[0])
+            return []
 
     def apply_one(self, answer):
         kind = answer[0]
@@ -219,14 +222,16 @@ class Lane:
             if state is not None and any(result.b64_json for result in state.results):
                 # Images in the answer itself are written to storage: not on the lane's thread.
                 self.start_work(finish_submit, job, adapter, state, error)
-            else:
-                finish_submit(job, adapter, state, error)
+            elif jobs.finish_submit(job, adapter, state, error, claimed_by="", start_poller=False):
+                return [job]  # a sync gateway's images (a running job needs no poller: this lane polls it)
         elif kind == "polled":
             _, job, state, error = answer
             self.in_flight[job.gateway] -= 1
-            jobs.apply_poll(job, state, error)  # a finished task's download goes to a task
+            if jobs.apply_poll(job, state, error):
+                return [job]
         elif kind == "worked":
             self.working -= 1
+        return []
 
     def start_work(self, func, *args):
         self.working += 1
@@ -245,7 +250,6 @@ class Lane:
 
 
 def finish_submit(job, adapter, state, error):
-    """A submit's answer; a sync gateway's images go to a download task. (A running job needs
-    no poller started: this lane polls it.)"""
+    """A submit's answer with images in it, on a work thread; they go to a download task."""
     if jobs.finish_submit(job, adapter, state, error, claimed_by="", start_poller=False):
-        jobs.enqueue_download(job)
+        jobs.enqueue_downloads([job])

@@ -44,7 +44,7 @@ from studio.gateways import catalog
 from studio.gateways.errors import GatewayError
 from studio.gateways.http import gateway_endpoint
 from studio.gateways.request import InputImage, sides_problem, size_problem
-from studio.models import Image, Upload
+from studio.models import Image, Job, Upload
 
 log = logging.getLogger(__name__)
 
@@ -718,7 +718,12 @@ def result_bytes(entry, gateway=None):
 def store_result(job, entry, data, thumbnail_later=False):
     """Store one result (proven whole, see read_result) as an Image of `job`, with its thumbnail
     unless that was left for later (make_thumbnail). None when this index was stored already."""
-    facts, thumbnail = read_result(data, thumbnail_later)
+    return store_read_result(job, entry, data, *read_result(data, thumbnail_later))
+
+
+def store_read_result(job, entry, data, facts, thumbnail):
+    """store_result() of a result read already (fetch_result). Its row is written in a savepoint
+    of its own, so a duplicate index leaves a caller's transaction usable."""
     index = entry["index"]
     # Stored exactly as the gateway sent it: originals are never re-encoded.
     digest = hashlib.sha256(data).hexdigest()
@@ -739,12 +744,29 @@ def store_result(job, entry, data, thumbnail_later=False):
     if thumbnail is not None:
         image.thumbnail.save(thumbnail_name(image), ContentFile(thumbnail), save=False)
     try:
-        image.save()
+        with transaction.atomic():
+            image.save()
     except IntegrityError:
         # Another run of the same download stored this index first; keep theirs.
         delete_image_files(image)
         return None
     return image
+
+
+def fetch_result(entry, gateway):
+    """A result fetched and proven whole, with no database or storage write (it runs on a download
+    thread): (data, facts, None) with its thumbnail left for later. Raises ValueError (in plain
+    words), NotAnImage or OSError; result_problem() says them."""
+    data = result_bytes(entry, gateway)
+    return (data, *read_result(data, thumbnail_later=True))
+
+
+def result_problem(job, entry, exc):
+    """What went wrong with one result of `job`, in plain words, for the job's message."""
+    log.warning("job %s image %s: %s", job.pk, entry["index"], exc)
+    if isinstance(exc, ValueError):
+        return f"Image {entry['index'] + 1} {exc}"
+    return f"Image {entry['index'] + 1} was not a valid image."
 
 
 def thumbnail_name(image):
@@ -769,12 +791,7 @@ def download_results(job):
             try:
                 store_result(job, entry, done.result(), thumbnail_later=True)
             except (ValueError, NotAnImage, OSError) as exc:
-                log.warning("job %s image %s: %s", job.pk, entry["index"], exc)
-                problems.append(
-                    f"Image {entry['index'] + 1} {exc}"
-                    if isinstance(exc, ValueError)
-                    else f"Image {entry['index'] + 1} was not a valid image."
-                )
+                problems.append(result_problem(job, entry, exc))
                 continue
             if "incoming" in entry:
                 default_storage.delete(entry["incoming"])
@@ -810,6 +827,7 @@ def make_queued_thumbnails():
     while True:
         image_id = THUMBNAIL_QUEUE.get()
         try:
+            give_way_to_downloads()
             make_thumbnails([image_id])
         except Exception:  # the thread serves the whole process: one bad image must not end it
             log.exception("image %s: the thumbnail could not be made", image_id)
@@ -817,6 +835,20 @@ def make_queued_thumbnails():
             if THUMBNAIL_QUEUE.empty():
                 connection.close()  # an idle thread holds no connection
             THUMBNAIL_QUEUE.task_done()
+
+
+GIVE_WAY_CHECK_SECONDS = 0.2
+
+
+def give_way_to_downloads():
+    """A burst's results are stored before its thumbnails are made: while any job waits for its
+    download (in any process; one indexed read), the thumbnail waits too, up to
+    STUDIO_THUMBNAIL_GIVE_WAY_SECONDS. Nice 19 alone is not enough: a decode holds this process's
+    GIL at times, and the thumbnail's UPDATE SQLite's one write lock, and a thread at nice 19 that
+    holds either may wait long for the CPU while every download waits for it."""
+    deadline = time.monotonic() + settings.STUDIO_THUMBNAIL_GIVE_WAY_SECONDS
+    while time.monotonic() < deadline and Job.objects.filter(status=Job.DOWNLOADING).exists():
+        time.sleep(GIVE_WAY_CHECK_SECONDS)
 
 
 def lowest_cpu_priority():

@@ -43,6 +43,14 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
+def env_count(name, default):
+    """A whole number of something (processes, threads, jobs): 0 would stop the work, so it is an error."""
+    value = env_int(name, default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, not {value}")
+    return value
+
+
 def env_float(name, default):
     value = os.environ.get(name)
     if value is None or value == "":
@@ -180,11 +188,8 @@ DB_CONN_MAX_AGE = env_int("STUDIO_DB_CONN_MAX_AGE", 60)
 # The web server of `make run` (manage.py run_studio): gunicorn processes × threads each. A
 # process's threads share one GIL, handed over at every query; with 16 threads as 4 × 4 rather
 # than 2 × 8 the jobs page's poll served 2.5 times the requests (bench/poll_fragment.py).
-STUDIO_WEB_WORKERS = env_int("STUDIO_WEB_WORKERS", 4)
-STUDIO_WEB_THREADS = env_int("STUDIO_WEB_THREADS", 4)
-for name, value in (("STUDIO_WEB_WORKERS", STUDIO_WEB_WORKERS), ("STUDIO_WEB_THREADS", STUDIO_WEB_THREADS)):
-    if value < 1:
-        raise ImproperlyConfigured(f"{name} must be at least 1, not {value}")
+STUDIO_WEB_WORKERS = env_count("STUDIO_WEB_WORKERS", 4)
+STUDIO_WEB_THREADS = env_count("STUDIO_WEB_THREADS", 4)
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'studio.sqlite3'}", DB_CONN_MAX_AGE
@@ -398,12 +403,16 @@ STUDIO_POLL_AFTER_SECONDS = env_float("STUDIO_POLL_AFTER_SECONDS", 1.0)
 # The lane (studio/lane.py): one task sends and polls on threads. It takes a new job
 # within PICKUP seconds, hands over to a fresh task after LANE seconds, stops after IDLE
 # seconds with nothing to do. At most CONCURRENCY calls at once per gateway (a sync generation
-# holds one for its whole length). Downloads are tasks, PARALLEL images of a job at once.
+# holds one for its whole length). Downloads are tasks, PARALLEL images of a job at once; the
+# jobs a lane pass saw complete go to tasks of up to JOBS_PER_TASK jobs, downloaded side by side.
 STUDIO_LANE_SECONDS = env_float("STUDIO_LANE_SECONDS", 60.0)
 STUDIO_LANE_IDLE_SECONDS = env_float("STUDIO_LANE_IDLE_SECONDS", 30.0)
 STUDIO_LANE_PICKUP_SECONDS = env_float("STUDIO_LANE_PICKUP_SECONDS", 0.2)
 STUDIO_GATEWAY_CONCURRENCY = env_int("STUDIO_GATEWAY_CONCURRENCY", 64)
 STUDIO_DOWNLOAD_PARALLEL = env_int("STUDIO_DOWNLOAD_PARALLEL", 4)
+STUDIO_DOWNLOAD_JOBS_PER_TASK = env_count("STUDIO_DOWNLOAD_JOBS_PER_TASK", 8)
+# A thumbnail waits this long at most while other jobs' results wait for their download.
+STUDIO_THUMBNAIL_GIVE_WAY_SECONDS = env_float("STUDIO_THUMBNAIL_GIVE_WAY_SECONDS", 10.0)
 # A submitting or downloading job untouched this long is taken as abandoned by its worker
 # (a task's timeout plus a margin, so a live worker is never overtaken).
 STUDIO_STALE_SECONDS = env_int("STUDIO_STALE_SECONDS", Q_CLUSTER["timeout"] + 30)

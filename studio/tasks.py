@@ -16,7 +16,12 @@ def submit_job(job_id):
     jobs.submit(job_id)
 
 
+def download_jobs(job_ids):
+    jobs.download_all(job_ids)
+
+
 def download_job(job_id):
+    # One job a task, as queued before an upgrade.
     jobs.download(job_id)
 
 

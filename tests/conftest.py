@@ -26,10 +26,12 @@ def no_failed_logins_from_other_tests(settings):
 
 
 @pytest.fixture(autouse=True)
-def thumbnails_made():
+def thumbnails_made(settings):
     """A download in this process leaves its thumbnails to this process's thumbnail thread: each
     test ends when the thread has done them, so none runs into the next test's database (or holds
-    a connection when the test database is dropped)."""
+    a connection when the test database is dropped). The thread does not give way to other jobs'
+    downloads here (a test may leave a job downloading on purpose); test_media tests that."""
+    settings.STUDIO_THUMBNAIL_GIVE_WAY_SECONDS = 0
     yield
     from studio import media
 

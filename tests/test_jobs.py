@@ -597,3 +597,106 @@ def test_the_watchdog_has_lost_thumbnails_made(owner):
     tasks.make_thumbnails([lost.pk])
     assert Image.objects.get(pk=lost.pk).thumbnail.name.endswith(".webp")
     assert jobs.make_lost_thumbnails(now, stale) == []
+
+
+def downloading(owner, prompts, n=1):
+    """Jobs of `n` images each, sent and polled until their results are in (`downloading`)."""
+    made = [jobs.create_job(owner, text_request(n=n, prompt=prompt)) for prompt in prompts]
+    for job in made:
+        jobs.submit(job.pk)
+    running = Job.objects.filter(pk__in=[job.pk for job in made], status=Job.RUNNING)
+    deadline = time.monotonic() + 30
+    while running.exists():
+        assert time.monotonic() < deadline, "results never arrived"
+        running.update(next_poll=timezone.now())
+        jobs.poll_once()
+        time.sleep(0.05)
+    made = list(Job.objects.filter(pk__in=[job.pk for job in made]).order_by("pk"))
+    assert {job.status for job in made} == {Job.DOWNLOADING}
+    return made
+
+
+def test_single_image_jobs_are_downloaded_together_and_charged_once(simulator, owner):
+    singles = downloading(owner, [f"burst {i}" for i in range(5)])
+    (several,) = downloading(owner, ["a storyboard"], n=2)
+    ids = [job.pk for job in singles] + [several.pk]
+
+    tasks.download_jobs(ids)
+    tasks.download_jobs(ids)  # delivered twice: nothing more is stored or charged
+
+    for job in singles:
+        job.refresh_from_db()
+        assert job.status == Job.SUCCEEDED and job.images.count() == 1
+        assert money(job) == {"hold": Decimal("0.20"), "release": Decimal("0.20"), "charge": Decimal("0.20")}
+        assert job.events.filter(new_status=Job.SUCCEEDED).count() == 1
+    several.refresh_from_db()
+    assert several.status == Job.SUCCEEDED and several.images.count() == 2
+    assert money(several)["charge"] == Decimal("0.40")
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.CHARGE).count() == 6
+    assert simulator_counters("apimart") == {"submits": 6, "billed_images": 7}
+    media.THUMBNAIL_QUEUE.join()  # left for later, then made
+    assert Image.objects.filter(thumbnail="").count() == 0
+
+
+def test_a_download_that_fails_fails_its_job_alone_and_a_live_claim_is_left_alone(simulator, owner):
+    broken, fine, taken = downloading(owner, ["broken link", "fine", "taken by another worker"])
+    entry = dict(broken.results[0], url=broken.results[0]["url"] + "-gone")  # a 404: the link is gone
+    Job.objects.filter(pk=broken.pk).update(results=[entry])
+    import os
+
+    from studio import workers
+
+    alive = f"{workers.worker_host()}:{os.getppid()}"  # a live process of this host, not this one
+    Job.objects.filter(pk=taken.pk).update(claimed_by=alive)
+
+    jobs.download_all([broken.pk, fine.pk, taken.pk])
+
+    broken.refresh_from_db()
+    assert broken.status == Job.FAILED and broken.error_class == "lost"
+    assert broken.error_message == f"Image 1 {media.LINK_EXPIRED}"
+    assert money(broken) == {"hold": Decimal("0.20"), "release": Decimal("0.20")}
+    assert Job.objects.get(pk=fine.pk).status == Job.SUCCEEDED
+    taken.refresh_from_db()
+    assert taken.status == Job.DOWNLOADING and taken.claimed_by == alive and not taken.images.exists()
+
+
+def test_downloads_go_to_tasks_in_batches_spread_over_the_workers(owner, settings, monkeypatch):
+    from types import SimpleNamespace
+
+    sent = []
+    monkeypatch.setattr(jobs, "async_task", lambda func, *args, **options: sent.append((func, *args)))
+    settings.Q_CLUSTER = dict(settings.Q_CLUSTER, workers=4)
+    settings.STUDIO_DOWNLOAD_JOBS_PER_TASK = 8
+
+    def batches(*sizes):
+        sent.clear()
+        done = [SimpleNamespace(pk=pk, n_requested=n) for pk, n in enumerate(sizes, start=1)]
+        jobs.enqueue_downloads(done)
+        assert {func for func, _ in sent} <= {"studio.tasks.download_jobs"}
+        return [batch for _, batch in sent]
+
+    assert batches() == []
+    assert batches(1) == [[1]]
+    assert batches(1, 1, 1) == [[1], [2], [3]]  # as many workers as there are jobs
+    assert [len(batch) for batch in batches(*[1] * 20)] == [5, 5, 5, 5]
+    assert [len(batch) for batch in batches(*[1] * 100)] == [8] * 12 + [4]
+    assert batches(1, 4, 1, 2) == [[1], [3], [2], [4]]  # a job of several images has a task of its own
+
+
+def test_due_polls_are_claimed_only_as_far_as_each_gateway_has_room(owner):
+    due = [running(owner, next_poll_in=-5 + i) for i in range(4)]  # the most overdue first
+    elsewhere = running(owner, next_poll_in=-5)
+    Job.objects.filter(pk=elsewhere.pk).update(gateway="gccai")  # a gateway with no room left
+    not_yet = running(owner, next_poll_in=3)
+    now = timezone.now()
+
+    first = jobs.claim_due_polls(now, {"apimart": 3, "gccai": 0})
+    assert [job.pk for job in first] == [job.pk for job in due[:3]]
+    assert {job.next_poll for job in first} == {now + timedelta(seconds=60)}
+    left = Job.objects.get(pk=due[3].pk)
+    assert left.next_poll == due[3].next_poll  # not claimed, so nothing to give back
+    assert jobs.claim_due_polls(now, {"apimart": 0}) == []
+    assert [job.pk for job in jobs.claim_due_polls(now, {"apimart": 5})] == [due[3].pk]
+    assert jobs.claim_due_polls(now, {"apimart": 5}) == []  # claimed once, by one poller
+    assert Job.objects.get(pk=not_yet.pk).next_poll == not_yet.next_poll
+    assert Job.objects.get(pk=elsewhere.pk).next_poll == elsewhere.next_poll

@@ -247,7 +247,7 @@ class JobMachine(RuleBasedStateMachine):
             Job.objects.filter(pk=job_id).update(next_poll=None)  # a retry's wait is over
             self.submit_with(job_id, data)
         elif job.status == Job.RUNNING:
-            jobs.apply_poll(job, *data.draw(poll_answers(job.n_requested)))
+            self.apply_poll(job, data.draw(poll_answers(job.n_requested)))
         elif job.status == Job.DOWNLOADING:
             jobs.download(job_id)
         elif job.status == Job.SUBMITTING:  # only a dead worker leaves a job here
@@ -285,6 +285,11 @@ class JobMachine(RuleBasedStateMachine):
         if jobs.transition(job, Job.SUBMITTING, attempts=F("attempts") + 1, claimed_by=DEAD_WORKER):
             self.upstream[job_id].append("maybe")
 
+    def apply_poll(self, job, answer):
+        """A status answer as the lane applies it: a job whose results arrived goes to a download task."""
+        if jobs.apply_poll(job, *answer):
+            jobs.enqueue_downloads([job])
+
     @precondition(has_jobs)
     @rule(data=st.data(), twice=st.booleans())
     def poll_answer(self, data, twice):
@@ -294,9 +299,9 @@ class JobMachine(RuleBasedStateMachine):
             return
         job, stale = Job.objects.get(pk=job_id), Job.objects.get(pk=job_id)
         answer = data.draw(poll_answers(job.n_requested))
-        jobs.apply_poll(job, *answer)
+        self.apply_poll(job, answer)
         if twice:
-            jobs.apply_poll(stale, *answer)
+            self.apply_poll(stale, answer)
 
     @precondition(has_jobs)
     @rule(data=st.data())
@@ -334,8 +339,8 @@ class JobMachine(RuleBasedStateMachine):
     def deliver_recorded_task(self, data):
         """Deliver a task the pipeline enqueued; it stays deliverable (at-least-once)."""
         func, args = data.draw(st.sampled_from(self.enqueued))
-        if func == "studio.tasks.download_job":
-            jobs.download(*args)
+        if func == "studio.tasks.download_jobs":
+            jobs.download_all(*args)
         elif func == "studio.tasks.submit_job":
             self.submit_with(args[0], data)
 

@@ -252,3 +252,29 @@ def test_the_thumbnail_thread_makes_them_at_the_lowest_cpu_priority(owner):
     if sys.platform.startswith("linux"):
         assert os.getpriority(os.PRIO_PROCESS, media.thumbnail_thread.native_id) == 19
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the thread alone, not the process
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thumbnail_gives_way_while_other_results_wait_for_their_download(owner, settings):
+    import threading
+
+    from django.db import connection
+
+    from studio.models import Job
+
+    waiting = make_job(owner, status=Job.DOWNLOADING, images=0)
+
+    def downloaded():
+        Job.objects.filter(pk=waiting.pk).update(status=Job.SUCCEEDED)
+        connection.close()
+
+    settings.STUDIO_THUMBNAIL_GIVE_WAY_SECONDS = 60
+    threading.Timer(0.3, downloaded).start()
+    media.give_way_to_downloads()
+    assert Job.objects.get(pk=waiting.pk).status == Job.SUCCEEDED  # it returned once that was done
+
+    # A download stuck for longer holds thumbnails up only so long.
+    Job.objects.filter(pk=waiting.pk).update(status=Job.DOWNLOADING)
+    settings.STUDIO_THUMBNAIL_GIVE_WAY_SECONDS = 0.3
+    media.give_way_to_downloads()
+    assert Job.objects.get(pk=waiting.pk).status == Job.DOWNLOADING

@@ -175,6 +175,13 @@ def test_the_web_server_runs_four_processes_of_four_threads_unless_told(tmp_path
         assert f"{name} must be at least 1, not 0" in result.stderr
 
 
+def test_a_download_task_takes_at_least_one_job(tmp_path):
+    result = load_settings(tmp_path, STUDIO_DOWNLOAD_JOBS_PER_TASK="0")
+    assert result.returncode != 0
+    assert "STUDIO_DOWNLOAD_JOBS_PER_TASK must be at least 1, not 0" in result.stderr
+    assert load_settings(tmp_path, STUDIO_DOWNLOAD_JOBS_PER_TASK="2").returncode == 0
+
+
 def test_bad_number_is_a_clear_error(tmp_path):
     result = load_settings(tmp_path, STUDIO_JOB_DEADLINE="soon")
     assert result.returncode != 0

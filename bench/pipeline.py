@@ -294,14 +294,15 @@ def portal_records(prefix, submitted):
         "prompt", "status", "error_message", "created", "submitted", "first_result", "stored", "finished"
     )
     for row in rows.iterator():
-        done = row["finished"].timestamp() if row["finished"] and row["status"] == "succeeded" else None
+        succeeded = row["status"] == "succeeded"
+        done = row["finished"].timestamp() if row["finished"] and succeeded else None
         seen = row["first_result"] or row["finished"]
         records[row["prompt"]] = {
             "submitted": submitted[row["prompt"]],
             "done": done,
             "seen": seen.timestamp() if seen else None,
             # A job that did not succeed is counted with its reason, so a failed run says why.
-            "status": row["status"] if row["status"] == "succeeded" else f"{row['status']} ({row['error_message'][:100]})",
+            "status": row["status"] if succeeded else f"{row['status']} ({row['error_message'][:100]})",
             # The portal's own stages, for where the time goes.
             "stages": [stamp and stamp.timestamp() for stamp in
                        (row["created"], row["submitted"], seen, row["stored"], row["finished"])],

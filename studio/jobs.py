@@ -420,13 +420,7 @@ def download(job_id):
     # One live worker downloads a job at a time: the claim is taken by compare-and-set, and only
     # when it is free (handed over, ""), ours, or its worker's heartbeat says it is dead.
     me = workers.worker_id()
-    if not claim_is_free(job, me):
-        return
-    taken = Job.objects.filter(pk=job.pk, status=DOWNLOADING, claimed_by=job.claimed_by).update(
-        claimed_by=me, updated=timezone.now()
-    )
-    if not taken:
-        log.info("job %s: another worker claimed its download first", job.pk)
+    if not claim_is_free(job, me) or not take_claim(job, me):
         return
     problems = media.download_results(job)
     finish_download(job, problems)
@@ -436,6 +430,17 @@ def claim_is_free(job, me):
     if job.claimed_by in ("", me) or workers.worker_is_dead(job.claimed_by):
         return True
     log.info("job %s: %s is downloading it already", job.pk, job.claimed_by)
+    return False
+
+
+def take_claim(job, me):
+    """The download's claim, by compare-and-set on the claim we read: False when another worker
+    took it first."""
+    if Job.objects.filter(pk=job.pk, status=DOWNLOADING, claimed_by=job.claimed_by).update(
+        claimed_by=me, updated=timezone.now()
+    ):
+        return True
+    log.info("job %s: another worker claimed its download first", job.pk)
     return False
 
 
@@ -524,12 +529,8 @@ def record_downloads(arrived, me):
 
 
 def record_download(job, result, problem, me):
-    """Claim (compare-and-set, as download() does), store and finish one single-image job."""
-    now = timezone.now()
-    if not Job.objects.filter(pk=job.pk, status=DOWNLOADING, claimed_by=job.claimed_by).update(
-        claimed_by=me, updated=now
-    ):
-        log.info("job %s: another worker claimed its download first", job.pk)
+    """Claim (as download() does), store and finish one single-image job."""
+    if not take_claim(job, me):
         return False
     if result is not None:
         media.store_read_result(job, job.results[0], *result)
@@ -663,6 +664,8 @@ def enqueue_downloads(jobs_done):
     commit, so there they are sent once the transaction has committed. A success is not saved
     as a task result: the job is its own record (and django-q2 prunes saved results with a scan
     of all of them)."""
+    if not jobs_done:
+        return  # most lane passes: nothing to hand over, not even an on_commit hook
     singles = [job.pk for job in jobs_done if job.n_requested == 1]
     spread = math.ceil(len(singles) / settings.Q_CLUSTER["workers"])
     size = max(1, min(settings.STUDIO_DOWNLOAD_JOBS_PER_TASK, spread))

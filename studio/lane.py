@@ -135,9 +135,13 @@ class Lane:
 
     # --- sending ---------------------------------------------------------------------------
 
+    def room(self, gateway):
+        """How many more calls `gateway` can take now."""
+        return settings.STUDIO_GATEWAY_CONCURRENCY - self.in_flight[gateway]
+
     def has_room(self, gateway, planned=0):
         """Whether `gateway` can take another call, with `planned` more about to go out."""
-        return self.in_flight[gateway] + planned < settings.STUDIO_GATEWAY_CONCURRENCY
+        return self.room(gateway) > planned
 
     def take_queued(self, now):
         """Send every due queued job whose gateway has room for another call."""
@@ -175,8 +179,7 @@ class Lane:
     def poll_due(self, now):
         """Ask about every running job whose poll is due, as many at once as there is room.
         Returns whether any gateway had room."""
-        limit = settings.STUDIO_GATEWAY_CONCURRENCY
-        rooms = {key: min(TAKE_AT_ONCE, limit - self.in_flight[key]) for key in catalog.GATEWAYS}
+        rooms = {key: min(TAKE_AT_ONCE, self.room(key)) for key in catalog.GATEWAYS}
         if not any(room > 0 for room in rooms.values()):
             return False
         for job in jobs.claim_due_polls(now, rooms):
@@ -222,8 +225,8 @@ class Lane:
             if state is not None and any(result.b64_json for result in state.results):
                 # Images in the answer itself are written to storage: not on the lane's thread.
                 self.start_work(finish_submit, job, adapter, state, error)
-            elif jobs.finish_submit(job, adapter, state, error, claimed_by="", start_poller=False):
-                return [job]  # a sync gateway's images (a running job needs no poller: this lane polls it)
+            elif submit_answered(job, adapter, state, error):
+                return [job]
         elif kind == "polled":
             _, job, state, error = answer
             self.in_flight[job.gateway] -= 1
@@ -249,7 +252,13 @@ class Lane:
             self.answers.put(("worked",))
 
 
+def submit_answered(job, adapter, state, error):
+    """A submit's answer recorded; True when a sync gateway's images wait for a download task,
+    handed over unclaimed (""). A running job needs no poller started: this lane polls it."""
+    return jobs.finish_submit(job, adapter, state, error, claimed_by="", start_poller=False)
+
+
 def finish_submit(job, adapter, state, error):
     """A submit's answer with images in it, on a work thread; they go to a download task."""
-    if jobs.finish_submit(job, adapter, state, error, claimed_by="", start_poller=False):
+    if submit_answered(job, adapter, state, error):
         jobs.enqueue_downloads([job])

@@ -755,8 +755,9 @@ def store_read_result(job, entry, data, facts, thumbnail):
 
 def fetch_result(entry, gateway):
     """A result fetched and proven whole, with no database or storage write (it runs on a download
-    thread): (data, facts, None) with its thumbnail left for later. Raises ValueError (in plain
-    words), NotAnImage or OSError; result_problem() says them."""
+    thread): (data, facts, thumbnail), the thumbnail None for a PNG (left for later, see
+    read_result). Raises ValueError (in plain words), NotAnImage or OSError; result_problem()
+    says them."""
     data = result_bytes(entry, gateway)
     return (data, *read_result(data, thumbnail_later=True))
 

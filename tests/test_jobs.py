@@ -605,12 +605,13 @@ def downloading(owner, prompts, n=1):
     for job in made:
         jobs.submit(job.pk)
     running = Job.objects.filter(pk__in=[job.pk for job in made], status=Job.RUNNING)
-    deadline = time.monotonic() + 30
-    while running.exists():
-        assert time.monotonic() < deadline, "results never arrived"
-        running.update(next_poll=timezone.now())
+
+    def all_arrived():
+        running.update(next_poll=timezone.now())  # every one asked on each pass
         jobs.poll_once()
-        time.sleep(0.05)
+        return not running.exists()
+
+    wait_for(all_arrived, timeout=30, message="the results to arrive")
     made = list(Job.objects.filter(pk__in=[job.pk for job in made]).order_by("pk"))
     assert {job.status for job in made} == {Job.DOWNLOADING}
     return made
